@@ -1,0 +1,268 @@
+"""The public functions. The CLI is a thin layer over these; a notebook can call them too.
+
+    >>> import logroll
+    >>> report = logroll.run("impressions", "2021-01-30", source="raw/", dest="results/")
+    >>> report.rows_out
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import build as build_mod
+from . import discover
+from .catalog import Catalog, redact_url
+from .dates import day_range, parse_date
+from .engines import make_engine
+from .errors import NoInputError, UsageError
+from .pipelines import Pipeline, get_pipeline
+from .report import RunReport
+from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
+from .storage import FileVersion, Storage, is_local, join
+
+log = logging.getLogger("logroll")
+
+
+@dataclass
+class Workspace:
+    """Where a pipeline's outputs, state and working files live for one destination."""
+
+    dest: Storage
+    work_dir: Path
+    state: str
+
+    @property
+    def quarantine_root(self) -> Path:
+        return self.work_dir / "quarantine"
+
+    def staged_root(self, pipeline: str) -> Path:
+        return self.work_dir / "staged" / pipeline
+
+
+def open_workspace(dest: str, state: str | None = None, work_dir: str | None = None,
+                   storage_options: dict[str, Any] | None = None) -> Workspace:
+    storage = Storage(dest, storage_options)
+    if work_dir:
+        wd = Path(work_dir)
+    elif storage.local:
+        wd = Path(storage.url) / "_logroll"
+    else:
+        # A remote destination keeps staged parts in a local cache named after it; pass
+        # --work-dir (and a PostgreSQL --state) to share them between machines.
+        digest = hashlib.sha256(storage.url.encode()).hexdigest()[:16]
+        wd = Path.home() / ".cache" / "logroll" / digest
+    wd.mkdir(parents=True, exist_ok=True)
+    return Workspace(storage, wd, state or str(wd / "catalog.sqlite"))
+
+
+def resolve(pipeline: str | Pipeline, **params: str | None) -> Pipeline:
+    p = pipeline if isinstance(pipeline, Pipeline) else get_pipeline(pipeline)
+    return p.with_params(**{k: v for k, v in params.items() if k in p.params})
+
+
+def run(
+    pipeline: str | Pipeline,
+    date: str | dt.date | None = None,
+    *,
+    source: str,
+    dest: str,
+    to: str | dt.date | None = None,
+    state: str | None = None,
+    initials: str | None = None,
+    lateness: int = 1,
+    force: bool = False,
+    engine: str = "duckdb",
+    memory_limit: str = "2GB",
+    threads: int | None = None,
+    work_dir: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> RunReport:
+    """Stage what is new under `source`, then build the requested and the dirty event days.
+
+    With `date` (and optionally `to`), stage the folders of those days plus `lateness` days
+    either side and build those days; with no date, stage everything new and build every
+    dirty day. Returns the run report; raises LogrollError subclasses on bad usage.
+    """
+    started = time.monotonic()
+    pipe = resolve(pipeline, initials=initials)
+    if lateness < 0:
+        raise UsageError("--lateness must be 0 or more days")
+    start = parse_date(date) if date is not None else None
+    end = parse_date(to) if to is not None else start
+    if to is not None and start is None:
+        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
+    requested = [d.isoformat() for d in day_range(start, end)] if start and end else None
+
+    src = Storage(source, storage_options)
+    src.require_root("source")
+    ws = open_workspace(dest, state, work_dir, storage_options)
+    catalog = Catalog(ws.state)
+    report = RunReport(pipeline=pipe.name, engine=engine, state=redact_url(ws.state))
+    report.run_id = run_id = catalog.start_run(pipe.name)
+    eng = make_engine(engine, ws.work_dir, memory_limit=memory_limit, threads=threads)
+    try:
+        folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
+        listed = discover.list_sources(src, pipe, folders)
+        report.files_seen = len(listed)
+        known = catalog.files(pipe.name)
+        for f in discover.to_stage(listed, known, force):
+            _stage_one(eng, catalog, src, ws, pipe, f, run_id, report)
+
+        all_parts = catalog.parts(pipe.name)
+        built = catalog.partitions(pipe.name)
+        if requested:
+            listed_days = _days_with_files(pipe, src, listed, requested)
+            report.days_missing = [d for d in requested if d not in all_parts and d not in listed_days]
+            requested = [d for d in requested if d not in report.days_missing]
+            for d in requested:  # an output deleted by hand is rebuilt
+                row = built.get(d)
+                if row and any(not ws.dest.exists(rel) for rel in row["outputs"]):
+                    row["fingerprint"] = None
+        targets = build_mod.days_to_build(pipe, all_parts, built, requested, force)
+        tmp_root = ws.work_dir / "tmp" / f"run-{run_id}"
+        for day in targets:
+            try:
+                res = build_mod.build_day(eng, catalog, ws.dest, pipe, day, all_parts.get(day, []),
+                                          built.get(day), tmp_root, run_id)
+            except Exception as exc:  # one bad day never stops the others
+                log.error("day %s failed: %s", day, exc)
+                catalog.record_partition_failed(pipe.name, day, str(exc), run_id)
+                report.partitions_failed.append({"day": day, "error": str(exc).splitlines()[0]})
+                continue
+            log.info("built %s: %d rows in, %d unique, %d out", day, res.rows_in, res.rows_unique, res.rows_out)
+            report.partitions_built.append(day)
+            report.partitions.append({"day": day, "rows_in": res.rows_in, "rows_unique": res.rows_unique,
+                                      "duplicates": res.duplicates, "rows_out": res.rows_out})
+            report.rows_in += res.rows_in
+            report.rows_unique += res.rows_unique
+            report.duplicates += res.duplicates
+            report.rows_out += res.rows_out
+            for rel in res.outputs:
+                report.outputs.append(join(ws.dest.url, rel))
+            report.outputs_written.extend(join(ws.dest.url, rel) for rel in res.written)
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        _collect_garbage(catalog, ws, pipe)
+    except BaseException:
+        catalog.finish_run(run_id, "crashed", report.to_dict())
+        raise
+    finally:
+        eng.close()
+    failed = report.files_rejected or report.files_failed or report.partitions_failed or report.days_missing
+    report.status = "failed" if failed else "ok"
+    report.seconds = round(time.monotonic() - started, 3)
+    catalog.finish_run(run_id, report.status, report.to_dict())
+    catalog.close()
+    if report.days_missing and not (report.files_staged or report.partitions_built):
+        where = ", ".join(join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing)
+        raise NoInputError(
+            f"no input files for {', '.join(report.days_missing)} (looked in {where}) and nothing staged for "
+            f"{'it' if len(report.days_missing) == 1 else 'them'}: check the date and --source"
+        )
+    return report
+
+
+def _days_with_files(pipe: Pipeline, src: Storage, listed: list[FileVersion], days: list[str]) -> set[str]:
+    rels = [_relative(src, f.uri) for f in listed]
+    out = set()
+    for d in days:
+        folder = dt.date.fromisoformat(d).strftime(pipe.layout).strip("/") + "/"
+        if any(r.startswith(folder) for r in rels):
+            out.add(d)
+    return out
+
+
+def _relative(src: Storage, uri: str) -> str:
+    base = src.url.rstrip("/") + "/"
+    rel = uri[len(base):] if uri.startswith(base) else Path(uri).name
+    return rel.replace(":", "_")
+
+
+def _stage_one(eng: Any, catalog: Catalog, src: Storage, ws: Workspace, pipe: Pipeline, f: FileVersion,
+               run_id: int, report: RunReport) -> None:
+    rel = _relative(src, f.uri)
+    qroot = ws.quarantine_root / pipe.name
+    try:
+        with src.local_copy(f.uri, ws.work_dir / "spool") as path:
+            staged: Staged = stage_csv(eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel)
+    except FileRejected as exc:
+        q = whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
+        old = catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q)
+        _remove_parts(old)
+        log.error("rejected %s: %s", f.uri, exc)
+        report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
+        report.quarantine.append(q)
+        return
+    except Exception as exc:  # unreadable now; retried next run
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "failed", msg, run_id)
+        log.error("failed %s: %s", f.uri, msg)
+        report.files_failed.append({"uri": f.uri, "error": msg})
+        return
+    counts = dict(rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected)
+    old = catalog.record_staged(pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, run_id)
+    _remove_parts(old)
+    log.info("staged %s: %d rows, %d rejected", f.uri, staged.rows_read, staged.rows_rejected)
+    report.files_staged += 1
+    report.rows_read += staged.rows_read
+    report.rows_valid += staged.rows_valid
+    report.rows_rejected += staged.rows_rejected
+    if staged.quarantine:
+        report.quarantine.append(staged.quarantine)
+
+
+def _remove_parts(globs: list[str]) -> None:
+    for g in globs:
+        shutil.rmtree(Path(g).parent, ignore_errors=True)
+
+
+def _collect_garbage(catalog: Catalog, ws: Workspace, pipe: Pipeline) -> None:
+    """Staged folders no catalog row points at: left by a run that died before its commit."""
+    root = ws.staged_root(pipe.name)
+    if not root.exists():
+        return
+    live = {Path(p.path).parent.parent.name for parts in catalog.parts(pipe.name).values() for p in parts}
+    for d in root.iterdir():
+        if d.is_dir() and d.name not in live:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def status(pipeline: str | Pipeline, *, dest: str, state: str | None = None, work_dir: str | None = None,
+           storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Days built, dirty and failed; files staged, rejected and failed; recent runs."""
+    pipe = resolve(pipeline)
+    ws = open_workspace(dest, state, work_dir, storage_options)
+    catalog = Catalog(ws.state)
+    parts = catalog.parts(pipe.name)
+    built = catalog.partitions(pipe.name)
+    dirty = build_mod.dirty_days(pipe, parts, built)
+    files = catalog.files(pipe.name)
+    days = []
+    for d in sorted(set(parts) | set(built)):
+        row = built.get(d) or {}
+        state_name = "failed" if row.get("status") == "failed" else ("dirty" if d in dirty else "built")
+        days.append({"day": d, "status": state_name, "rows_in": row.get("rows_in"),
+                     "rows_out": row.get("rows_out"), "built_at": str(row.get("built_at") or "")})
+    out = {
+        "pipeline": pipe.name,
+        "state": redact_url(ws.state),
+        "days": days,
+        "files": {
+            "staged": sum(1 for f in files.values() if f["status"] == "staged"),
+            "rejected": [{"uri": u, "reason": f["error"]} for u, f in files.items() if f["status"] == "rejected"],
+            "failed": [{"uri": u, "error": f["error"]} for u, f in files.items() if f["status"] == "failed"],
+        },
+        "runs": [{"id": r["id"], "status": r["status"], "started_at": str(r["started_at"]),
+                  "finished_at": str(r["finished_at"] or "")} for r in catalog.runs(pipe.name)],
+    }
+    catalog.close()
+    return out
+
+
+__all__ = ["run", "status", "open_workspace", "Workspace", "is_local"]

@@ -1,0 +1,78 @@
+"""Catalog tables. Every file version and every day has a persisted status, so runs resume."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# One row per source file (per pipeline); `version` changes when its content does.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # staged | rejected | failed
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("rows_valid", BigInteger, nullable=False, default=0),
+    Column("rows_rejected", BigInteger, nullable=False, default=0),
+    Column("quarantine", Text),
+    Column("error", Text),
+    Column("staged_at", DateTime),
+    Column("run_id", Integer),
+    UniqueConstraint("pipeline", "uri", name="uq_files_pipeline_uri"),
+)
+
+# What each staged file version contributes to each event day.
+parts = Table(
+    "parts",
+    metadata,
+    Column("file_id", Integer, primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("pipeline", String(200), nullable=False, index=True),
+    Column("version", String(200), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+)
+
+# One row per built event day.
+partitions = Table(
+    "partitions",
+    metadata,
+    Column("pipeline", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("status", String(20), nullable=False),  # built | failed
+    Column("fingerprint", String(64)),
+    Column("rows_in", BigInteger),
+    Column("rows_unique", BigInteger),
+    Column("duplicates", BigInteger),
+    Column("rows_out", BigInteger),
+    Column("outputs", Text),  # JSON {relative path: sha256}
+    Column("error", Text),
+    Column("built_at", DateTime),
+    Column("run_id", Integer),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(200), nullable=False, index=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(20), nullable=False),  # running | ok | failed | crashed
+    Column("report", Text),
+)

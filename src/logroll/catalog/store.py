@@ -1,0 +1,241 @@
+"""State transitions of the catalog, through SQLAlchemy Core (SQLite file or PostgreSQL).
+
+Each method is one transaction: a file's staged parts replace its previous version's in the
+same commit that records the new version, so a crash leaves either the old state or the new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ..errors import UsageError
+from . import schema as s
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+
+
+def redact_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    return _PASSWORD.sub(r"\1***\3", str(url))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _sqlite_url(path: str) -> str:
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+@dataclass(frozen=True)
+class PartRow:
+    file_id: int
+    day: str
+    version: str
+    rows: int
+    path: str
+
+
+class Catalog:
+    """The persisted state of every file, day and run."""
+
+    def __init__(self, url: str):
+        if "://" not in url:
+            Path(url).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            url = _sqlite_url(url)
+        elif url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, ImportError) as exc:
+            raise UsageError(f"cannot open state {redact_url(url)}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            s.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise UsageError(
+                f"cannot open state {redact_url(url)}: {str(exc.orig).splitlines()[0]}; check --state"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"Catalog({redact_url(self.url)})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- files -------------------------------------------------------------------------
+    def files(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.files).where(s.files.c.pipeline == pipeline)).mappings()
+            return {r["uri"]: dict(r) for r in rows}
+
+    def _upsert_file(self, conn: Any, pipeline: str, uri: str, values: dict[str, Any]) -> int:
+        existing = conn.execute(
+            select(s.files.c.id).where(s.files.c.pipeline == pipeline, s.files.c.uri == uri)
+        ).scalar()
+        if existing is None:
+            return int(conn.execute(insert(s.files).values(pipeline=pipeline, uri=uri, **values)).inserted_primary_key[0])
+        conn.execute(update(s.files).where(s.files.c.id == existing).values(**values))
+        return int(existing)
+
+    def record_staged(
+        self,
+        pipeline: str,
+        uri: str,
+        size: int,
+        version: str,
+        counts: dict[str, int],
+        day_parts: dict[str, tuple[int, str]],
+        quarantine: str | None,
+        run_id: int,
+    ) -> list[str]:
+        """Record a staged file version and its parts; returns the paths of the parts it replaced."""
+        with self.engine.begin() as conn:
+            file_id = self._upsert_file(
+                conn,
+                pipeline,
+                uri,
+                dict(
+                    size=size,
+                    version=version,
+                    status="staged",
+                    error=None,
+                    quarantine=quarantine,
+                    staged_at=_now(),
+                    run_id=run_id,
+                    **counts,
+                ),
+            )
+            old = [r.path for r in conn.execute(select(s.parts.c.path).where(s.parts.c.file_id == file_id))]
+            conn.execute(delete(s.parts).where(s.parts.c.file_id == file_id))
+            if day_parts:
+                conn.execute(
+                    insert(s.parts),
+                    [
+                        dict(file_id=file_id, day=day, pipeline=pipeline, version=version, rows=rows, path=path)
+                        for day, (rows, path) in sorted(day_parts.items())
+                    ],
+                )
+        return [p for p in old if p not in {path for _, path in day_parts.values()}]
+
+    def record_file_problem(
+        self, pipeline: str, uri: str, size: int, version: str, status: str, error: str, run_id: int,
+        quarantine: str | None = None,
+    ) -> list[str]:
+        """A file rejected whole (bad header) or failed (unreadable). Its old parts are retracted."""
+        with self.engine.begin() as conn:
+            file_id = self._upsert_file(
+                conn,
+                pipeline,
+                uri,
+                dict(size=size, version=version, status=status, error=error, staged_at=_now(), run_id=run_id,
+                     rows_read=0, rows_valid=0, rows_rejected=0, quarantine=quarantine),
+            )
+            if status == "failed":
+                return []  # a transient failure keeps what the previous version contributed
+            old = [r.path for r in conn.execute(select(s.parts.c.path).where(s.parts.c.file_id == file_id))]
+            conn.execute(delete(s.parts).where(s.parts.c.file_id == file_id))
+            return old
+
+    # ---- parts and partitions -------------------------------------------------------------
+    def parts(self, pipeline: str, days: Iterable[str] | None = None) -> dict[str, list[PartRow]]:
+        query = select(s.parts).where(s.parts.c.pipeline == pipeline)
+        if days is not None:
+            query = query.where(s.parts.c.day.in_(sorted(set(days))))
+        out: dict[str, list[PartRow]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query.order_by(s.parts.c.day, s.parts.c.file_id)).mappings():
+                out.setdefault(r["day"], []).append(
+                    PartRow(r["file_id"], r["day"], r["version"], r["rows"], r["path"])
+                )
+        return out
+
+    def partitions(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.partitions).where(s.partitions.c.pipeline == pipeline)).mappings()
+            out = {}
+            for r in rows:
+                d = dict(r)
+                d["outputs"] = json.loads(d["outputs"] or "{}")
+                out[r["day"]] = d
+            return out
+
+    def _set_partition(self, pipeline: str, day: str, values: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(s.partitions.c.day).where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+            ).first()
+            if found:
+                conn.execute(
+                    update(s.partitions)
+                    .where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+                    .values(**values)
+                )
+            else:
+                conn.execute(insert(s.partitions).values(pipeline=pipeline, day=day, **values))
+
+    def record_built(
+        self, pipeline: str, day: str, fingerprint: str, counts: dict[str, int], outputs: dict[str, str], run_id: int
+    ) -> None:
+        self._set_partition(
+            pipeline,
+            day,
+            dict(status="built", fingerprint=fingerprint, outputs=json.dumps(outputs, sort_keys=True),
+                 error=None, built_at=_now(), run_id=run_id, **counts),
+        )
+
+    def record_partition_failed(self, pipeline: str, day: str, error: str, run_id: int) -> None:
+        # The fingerprint is cleared so the day counts as dirty until a build succeeds.
+        self._set_partition(pipeline, day, dict(status="failed", fingerprint=None, error=error, run_id=run_id))
+
+    # ---- runs ----------------------------------------------------------------------------
+    def start_run(self, pipeline: str) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(s.runs).values(pipeline=pipeline, started_at=_now(), status="running")
+                ).inserted_primary_key[0]
+            )
+
+    def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id)
+                .values(finished_at=_now(), status=status, report=json.dumps(report, sort_keys=True, default=str))
+            )
+
+    def runs(self, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.runs).where(s.runs.c.pipeline == pipeline).order_by(s.runs.c.id.desc()).limit(limit)
+            ).mappings()
+            out = []
+            for r in rows:
+                d = dict(r)
+                d["report"] = json.loads(d["report"]) if d["report"] else None
+                out.append(d)
+            return out
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets `status` read while a run writes; the busy timeout makes concurrent writers wait.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

@@ -1,0 +1,181 @@
+"""`logroll` command line: each command parses options, calls one API function, prints its report.
+
+Library errors (LogrollError) become one line on stderr and the exit code they carry:
+0 done, 1 failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from . import api
+from .errors import LogrollError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn files that keep landing in a folder or bucket into clean, deduplicated per-day results.",
+    pretty_exceptions_enable=False,
+)
+
+Source = Annotated[str, typer.Option("--source", "-s", help="Folder or URL of the raw files.", envvar="LOGROLL_SOURCE")]
+Dest = Annotated[str, typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST")]
+State = Annotated[
+    str | None,
+    typer.Option("--state", help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite].",
+                 envvar="LOGROLL_STATE"),
+]
+WorkDir = Annotated[str | None, typer.Option("--work-dir", help="Local folder for staged parts and spill files.",
+                                             envvar="LOGROLL_WORK_DIR")]
+Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger("logroll")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _fail(exc: BaseException) -> None:
+    code = exc.exit_code if isinstance(exc, LogrollError) else 1
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, LogrollError):
+        message = f"unexpected error: {type(exc).__name__}: {message} (set LOGROLL_DEBUG=1 for the traceback)"
+    typer.echo(f"logroll: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except LogrollError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("logroll: interrupted; run again to resume where this run stopped", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("LOGROLL_DEBUG"):
+            raise
+        _fail(exc)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More log lines.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+) -> None:
+    _setup_logging(verbose, quiet)
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
+    date: Annotated[str | None, typer.Argument(help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
+                                                    "Omit to catch up on every dirty day.")] = None,
+    source: Source = ...,  # type: ignore[assignment]
+    dest: Dest = ...,  # type: ignore[assignment]
+    to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
+    state: State = None,
+    initials: Annotated[str | None, typer.Option("--initials", help="Initials in output names.",
+                                                 envvar="LOGROLL_INITIALS")] = None,
+    lateness: Annotated[int, typer.Option("--lateness", help="Days either side whose folders may hold rows "
+                                                             "for the requested days.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")] = "duckdb",
+    memory_limit: Annotated[str, typer.Option("--memory-limit", help="Engine memory cap; larger days spill "
+                                                                     "to disk.", envvar="LOGROLL_MEMORY_LIMIT")] = "2GB",
+    threads: Annotated[int | None, typer.Option("--threads", help="Engine threads [default: all cores].")] = None,
+    work_dir: WorkDir = None,
+    as_json: Json = False,
+) -> None:
+    """Stage new files, then build the requested day(s) and every day late data made dirty."""
+    report = _call(api.run, pipeline, date, source=source, dest=dest, to=to, state=state, initials=initials,
+                   lateness=lateness, force=force, engine=engine, memory_limit=memory_limit, threads=threads,
+                   work_dir=work_dir)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
+    else:
+        typer.echo(report.summary())
+    if report.status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    dest: Dest = ...,  # type: ignore[assignment]
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")] = None,
+    state: State = None,
+    work_dir: WorkDir = None,
+    as_json: Json = False,
+) -> None:
+    """Days built, dirty and failed; files rejected or failed; recent runs."""
+    info = _call(api.status, pipeline, dest=dest, state=state, work_dir=work_dir)
+    if as_json:
+        typer.echo(json.dumps(info, sort_keys=True, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{info['pipeline']} — state {info['state']}")
+    for col in ("day", "status", "rows in", "rows out", "built at"):
+        table.add_column(col)
+    for d in info["days"]:
+        table.add_row(d["day"], d["status"], str(d["rows_in"] or ""), str(d["rows_out"] or ""), d["built_at"])
+    console.print(table)
+    files = info["files"]
+    console.print(f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}")
+    for f in files["rejected"]:
+        console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
+    for f in files["failed"]:
+        console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
+    for r in info["runs"][:5]:
+        console.print(f"  run {r['id']}: {r['status']} at {r['started_at']}", markup=False)
+
+
+@app.command()
+def demo(
+    pipeline: Annotated[str, typer.Argument(help="Which pipeline's sample to write.")],
+    directory: Annotated[str, typer.Argument(help="Folder to write the sample source files into.")],
+    days: Annotated[int, typer.Option("--days", help="Number of event days.")] = 3,
+    rows: Annotated[int, typer.Option("--rows", help="Approximate number of rows in all.")] = 30_000,
+    start: Annotated[str, typer.Option("--start", help="First day.")] = "2021-01-29",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 7,
+) -> None:
+    """Write a realistic multi-day sample with every anomaly (late rows, duplicates, bad rows, ...)."""
+    from . import demo as demo_mod
+    from .dates import parse_date
+
+    gen = demo_mod.GENERATORS.get(pipeline)
+    if gen is None:
+        _fail(UsageError(f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"))
+    files = _call(gen, directory, days=days, rows=rows, start=_call(parse_date, start).isoformat(), seed=seed)
+    typer.echo(f"wrote {len(files)} files under {directory}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Dates as users type them, and the day ranges a run works on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from .errors import UsageError
+
+# Order matters only for readability: the formats cannot be confused with each other.
+DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%m/%d/%Y")
+
+
+def parse_date(text: str | dt.date) -> dt.date:
+    """Parse YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or MM/DD/YYYY into a date."""
+    if isinstance(text, dt.datetime):
+        return text.date()
+    if isinstance(text, dt.date):
+        return text
+    value = str(text).strip()
+    for fmt in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise UsageError(
+        f"bad date {value!r}: use YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or MM/DD/YYYY (e.g. 2021-01-30)"
+    )
+
+
+def day_range(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    """Inclusive range of days."""
+    if end < start:
+        raise UsageError(f"--to {end.isoformat()} is before the start date {start.isoformat()}")
+    day = start
+    while day <= end:
+        yield day
+        day += dt.timedelta(days=1)

@@ -1,0 +1,39 @@
+"""Which source files are new or changed since the catalog last saw them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from .dates import day_range
+from .pipelines.base import Pipeline
+from .storage import FileVersion, Storage
+
+
+def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int) -> list[str]:
+    """Folders that may hold rows for days start..end: rows can arrive up to `lateness` days late
+    (in a later folder) or early (in an earlier one)."""
+    lo = start - dt.timedelta(days=lateness)
+    hi = end + dt.timedelta(days=lateness)
+    return sorted({d.strftime(pipeline.layout) for d in day_range(lo, hi)})
+
+
+def list_sources(storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None) -> list[FileVersion]:
+    if folders is None:
+        return storage.list_files("", pipeline.suffixes)
+    seen: dict[str, FileVersion] = {}
+    for folder in folders:
+        for f in storage.list_files(folder, pipeline.suffixes):
+            seen[f.uri] = f
+    return sorted(seen.values(), key=lambda f: f.uri)
+
+
+def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force: bool) -> list[FileVersion]:
+    """New versions, plus failed ones (retried every run). Staged or rejected versions are done."""
+    out = []
+    for f in listed:
+        row = known.get(f.uri)
+        if force or row is None or row["version"] != f.version or row["status"] == "failed":
+            out.append(f)
+    return out

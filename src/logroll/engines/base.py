@@ -1,0 +1,40 @@
+"""What an engine must do. Staging is per file; building is per event day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..pipelines.base import Pipeline
+
+
+@dataclass
+class StageOutcome:
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    # event day (YYYY-MM-DD) -> (rows, path glob of the staged Parquet part)
+    parts: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # rejected rows as (line, reason, raw); written to the quarantine by the caller
+    quarantine_file: Path | None = None
+
+
+@dataclass
+class BuildOutcome:
+    rows_in: int
+    rows_unique: int
+    # output name -> (finished local file, rows)
+    outputs: dict[str, tuple[Path, int]]
+
+
+class Engine(Protocol):
+    name: str
+
+    def stage_file(
+        self, path: Path, source_uri: str, header: list[str], pipeline: Pipeline, part_dir: Path
+    ) -> StageOutcome: ...
+
+    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,143 @@
+"""The embedded default engine: DuckDB, streaming and out-of-core under a memory limit."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .. import sql
+from ..pipelines.base import Pipeline
+from .base import BuildOutcome
+
+# DuckDB's reject error types, said the way a user reading the quarantine understands them.
+_REASONS = {
+    "CAST": "bad value",
+    "MISSING COLUMNS": "too few columns",
+    "TOO MANY COLUMNS": "too many columns",
+    "UNQUOTED VALUE": "malformed quoting",
+    "LINE SIZE OVER MAXIMUM": "line too long",
+    "INVALID UNICODE": "invalid UTF-8",
+    "INVALID STATE": "malformed CSV",
+}
+
+
+@dataclass
+class StagedFile:
+    rows_valid: int
+    parts: dict[str, tuple[int, str]]
+    structural: pa.Table  # line, reason, raw
+    semantic: pa.Table  # __ord, reason
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, work_dir: Path, memory_limit: str = "2GB", threads: int | None = None, **_: Any):
+        self.work_dir = Path(work_dir)
+        spill = self.work_dir / "spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute("SET preserve_insertion_order = true")
+        self._seq = itertools.count()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ---- stage ---------------------------------------------------------------------------
+    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
+        n = next(self._seq)
+        rejects, scans = f"__rej_{n}", f"__scan_{n}"
+        positions = {name: i for i, name in enumerate(header)}
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+        raw = {c.name: f"c{positions[c.header]}" for c in pipeline.columns if c.header in positions}
+        # One file per read with its dialect spelled out: a glob of files with different dialects
+        # can be mis-sniffed silently.
+        reader = (
+            f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, delim=',', quote='\"', "
+            f"escape='\"', columns={columns}, store_rejects=true, rejects_table='{rejects}', "
+            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, encoding='utf-8')"
+        )
+        con = self.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __checked AS "
+            + sql.checked_select(pipeline, raw, f"(SELECT row_number() OVER () AS __rn, * FROM {reader})", "__rn")
+        )
+        structural = con.sql(
+            f"""SELECT line::BIGINT AS line,
+                   arg_min(error_type, coalesce(column_idx, 0)) AS error_type,
+                   arg_min(coalesce(column_name, ''), coalesce(column_idx, 0)) AS column_name,
+                   arg_min(rtrim(ltrim(csv_line, chr(10) || chr(13)), chr(10) || chr(13)), coalesce(column_idx, 0)) AS raw
+                FROM {rejects} GROUP BY line ORDER BY line"""  # noqa: S608 - generated names
+        ).to_arrow_table()
+        con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
+        reasons = [
+            _REASONS.get(t, t.lower()) + (f" in {c}" if c and t == "CAST" else "")
+            for t, c in zip(structural["error_type"].to_pylist(), structural["column_name"].to_pylist(), strict=True)
+        ]
+        structural = pa.table({"line": structural["line"], "reason": pa.array(reasons, pa.string()),
+                               "raw": structural["raw"]})
+        semantic = con.sql(
+            "SELECT __ord, __reason AS reason FROM __checked WHERE __reason IS NOT NULL ORDER BY __ord"
+        ).to_arrow_table()
+        parts = self._write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir)
+        con.execute("DROP TABLE __checked")
+        return StagedFile(sum(r for r, _ in parts.values()), parts, structural, semantic)
+
+    def stage_rows(self, rows: pa.Table, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
+        """Write already-validated, typed rows (from any reader) as per-day parts."""
+        self.con.register("__rows", rows)
+        try:
+            return self._write_parts(pipeline, "__rows", part_dir)
+        finally:
+            self.con.unregister("__rows")
+
+    def _write_parts(self, pipeline: Pipeline, source: str, part_dir: Path) -> dict[str, tuple[int, str]]:
+        if part_dir.exists():
+            shutil.rmtree(part_dir)  # leftovers of a run that died before its commit
+        cols = ", ".join(sql.ident(c.name) for c in pipeline.columns)
+        et = sql.ident(pipeline.event_time)
+        counts = self.con.execute(
+            f"SELECT strftime(CAST({et} AS DATE), '%Y-%m-%d') AS d, count(*) FROM {source} GROUP BY 1 ORDER BY 1"  # noqa: S608
+        ).fetchall()
+        if not counts:
+            return {}
+        part_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.con.execute(
+            f"COPY (SELECT {cols}, strftime(CAST({et} AS DATE), '%Y-%m-%d') AS __day FROM {source}) "  # noqa: S608
+            f"TO {sql.literal(str(part_dir))} (FORMAT parquet, PARTITION_BY (__day))"
+        )
+        return {day: (int(rows), str(part_dir / f"__day={day}" / "*.parquet")) for day, rows in counts}
+
+    # ---- build ---------------------------------------------------------------------------
+    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
+        con = self.con
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if part_globs:
+            files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
+            source = f"read_parquet({files})"
+        else:  # a day whose every file was retracted: empty, but with the declared types
+            source = "(SELECT " + ", ".join(
+                f"CAST(NULL AS {c.sql_type}) AS {sql.ident(c.name)}" for c in pipeline.columns
+            ) + " WHERE false)"
+        rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]  # noqa: S608
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source)}")
+        rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+        outputs: dict[str, tuple[Path, int]] = {}
+        for out in pipeline.outputs:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {out.sql}")
+            ncols = len(con.execute("SELECT * FROM __out LIMIT 0").description)
+            target = out_dir / f"{out.name}.{out.format}"
+            fmt = "(FORMAT csv, HEADER true)" if out.format == "csv" else "(FORMAT parquet)"
+            con.execute(f"COPY ({sql.ordered_output(out, ncols, '__out')}) TO {sql.literal(str(target))} {fmt}")
+            outputs[out.name] = (target, con.execute("SELECT count(*) FROM __out").fetchone()[0])
+            con.execute("DROP TABLE __out")
+        con.execute("DROP TABLE rows")
+        return BuildOutcome(int(rows_in), int(rows_unique), outputs)
