@@ -1,8 +1,8 @@
 """The public functions. The CLI is a thin layer over these; a notebook can call them too.
 
-    >>> import logroll
-    >>> report = logroll.run("impressions", "2021-01-30", source="raw/", dest="results/")
-    >>> report.rows_out
+>>> import logroll
+>>> report = logroll.run("impressions", "2021-01-30", source="raw/", dest="results/")
+>>> report.rows_out
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ class Workspace:
         return self.work_dir / "staged" / pipeline
 
 
-def open_workspace(dest: str, state: str | None = None, work_dir: str | None = None,
-                   storage_options: dict[str, Any] | None = None) -> Workspace:
+def open_workspace(
+    dest: str,
+    state: str | None = None,
+    work_dir: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Workspace:
     storage = Storage(dest, storage_options)
     if work_dir:
         wd = Path(work_dir)
@@ -129,17 +133,27 @@ def run(
         tmp_root = ws.work_dir / "tmp" / f"run-{run_id}"
         for day in targets:
             try:
-                res = build_mod.build_day(eng, catalog, ws.dest, pipe, day, all_parts.get(day, []),
-                                          built.get(day), tmp_root, run_id)
+                res = build_mod.build_day(
+                    eng, catalog, ws.dest, pipe, day, all_parts.get(day, []), built.get(day), tmp_root, run_id
+                )
             except Exception as exc:  # one bad day never stops the others
                 log.error("day %s failed: %s", day, exc)
                 catalog.record_partition_failed(pipe.name, day, str(exc), run_id)
                 report.partitions_failed.append({"day": day, "error": str(exc).splitlines()[0]})
                 continue
-            log.info("built %s: %d rows in, %d unique, %d out", day, res.rows_in, res.rows_unique, res.rows_out)
+            log.info(
+                "built %s: %d rows in, %d unique, %d out", day, res.rows_in, res.rows_unique, res.rows_out
+            )
             report.partitions_built.append(day)
-            report.partitions.append({"day": day, "rows_in": res.rows_in, "rows_unique": res.rows_unique,
-                                      "duplicates": res.duplicates, "rows_out": res.rows_out})
+            report.partitions.append(
+                {
+                    "day": day,
+                    "rows_in": res.rows_in,
+                    "rows_unique": res.rows_unique,
+                    "duplicates": res.duplicates,
+                    "rows_out": res.rows_out,
+                }
+            )
             report.rows_in += res.rows_in
             report.rows_unique += res.rows_unique
             report.duplicates += res.duplicates
@@ -160,7 +174,9 @@ def run(
     catalog.finish_run(run_id, report.status, report.to_dict())
     catalog.close()
     if report.days_missing and not (report.files_staged or report.partitions_built):
-        where = ", ".join(join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing)
+        where = ", ".join(
+            join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing
+        )
         raise NoInputError(
             f"no input files for {', '.join(report.days_missing)} (looked in {where}) and nothing staged for "
             f"{'it' if len(report.days_missing) == 1 else 'them'}: check the date and --source"
@@ -180,20 +196,32 @@ def _days_with_files(pipe: Pipeline, src: Storage, listed: list[FileVersion], da
 
 def _relative(src: Storage, uri: str) -> str:
     base = src.url.rstrip("/") + "/"
-    rel = uri[len(base):] if uri.startswith(base) else Path(uri).name
+    rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
     return rel.replace(":", "_")
 
 
-def _stage_one(eng: Any, catalog: Catalog, src: Storage, ws: Workspace, pipe: Pipeline, f: FileVersion,
-               run_id: int, report: RunReport) -> None:
+def _stage_one(
+    eng: Any,
+    catalog: Catalog,
+    src: Storage,
+    ws: Workspace,
+    pipe: Pipeline,
+    f: FileVersion,
+    run_id: int,
+    report: RunReport,
+) -> None:
     rel = _relative(src, f.uri)
     qroot = ws.quarantine_root / pipe.name
     try:
         with src.local_copy(f.uri, ws.work_dir / "spool") as path:
-            staged: Staged = stage_csv(eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel)
+            staged: Staged = stage_csv(
+                eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
+            )
     except FileRejected as exc:
         q = whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
-        old = catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q)
+        old = catalog.record_file_problem(
+            pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q
+        )
         _remove_parts(old)
         log.error("rejected %s: %s", f.uri, exc)
         report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
@@ -205,8 +233,12 @@ def _stage_one(eng: Any, catalog: Catalog, src: Storage, ws: Workspace, pipe: Pi
         log.error("failed %s: %s", f.uri, msg)
         report.files_failed.append({"uri": f.uri, "error": msg})
         return
-    counts = dict(rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected)
-    old = catalog.record_staged(pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, run_id)
+    counts = dict(
+        rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
+    )
+    old = catalog.record_staged(
+        pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, run_id
+    )
     _remove_parts(old)
     log.info("staged %s: %d rows, %d rejected", f.uri, staged.rows_read, staged.rows_rejected)
     report.files_staged += 1
@@ -233,8 +265,14 @@ def _collect_garbage(catalog: Catalog, ws: Workspace, pipe: Pipeline) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def status(pipeline: str | Pipeline, *, dest: str, state: str | None = None, work_dir: str | None = None,
-           storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def status(
+    pipeline: str | Pipeline,
+    *,
+    dest: str,
+    state: str | None = None,
+    work_dir: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Days built, dirty and failed; files staged, rejected and failed; recent runs."""
     pipe = resolve(pipeline)
     ws = open_workspace(dest, state, work_dir, storage_options)
@@ -247,19 +285,35 @@ def status(pipeline: str | Pipeline, *, dest: str, state: str | None = None, wor
     for d in sorted(set(parts) | set(built)):
         row = built.get(d) or {}
         state_name = "failed" if row.get("status") == "failed" else ("dirty" if d in dirty else "built")
-        days.append({"day": d, "status": state_name, "rows_in": row.get("rows_in"),
-                     "rows_out": row.get("rows_out"), "built_at": str(row.get("built_at") or "")})
+        days.append(
+            {
+                "day": d,
+                "status": state_name,
+                "rows_in": row.get("rows_in"),
+                "rows_out": row.get("rows_out"),
+                "built_at": str(row.get("built_at") or ""),
+            }
+        )
     out = {
         "pipeline": pipe.name,
         "state": redact_url(ws.state),
         "days": days,
         "files": {
             "staged": sum(1 for f in files.values() if f["status"] == "staged"),
-            "rejected": [{"uri": u, "reason": f["error"]} for u, f in files.items() if f["status"] == "rejected"],
+            "rejected": [
+                {"uri": u, "reason": f["error"]} for u, f in files.items() if f["status"] == "rejected"
+            ],
             "failed": [{"uri": u, "error": f["error"]} for u, f in files.items() if f["status"] == "failed"],
         },
-        "runs": [{"id": r["id"], "status": r["status"], "started_at": str(r["started_at"]),
-                  "finished_at": str(r["finished_at"] or "")} for r in catalog.runs(pipe.name)],
+        "runs": [
+            {
+                "id": r["id"],
+                "status": r["status"],
+                "started_at": str(r["started_at"]),
+                "finished_at": str(r["finished_at"] or ""),
+            }
+            for r in catalog.runs(pipe.name)
+        ],
     }
     catalog.close()
     return out

@@ -23,15 +23,22 @@ def fingerprint(pipeline: Pipeline, parts: list[PartRow]) -> str:
     return h.hexdigest()
 
 
-def dirty_days(pipeline: Pipeline, parts: dict[str, list[PartRow]], built: dict[str, dict[str, Any]]) -> set[str]:
+def dirty_days(
+    pipeline: Pipeline, parts: dict[str, list[PartRow]], built: dict[str, dict[str, Any]]
+) -> set[str]:
     """Days whose current inputs differ from what their outputs were built from."""
     days = set(parts) | set(built)
-    return {d for d in days if fingerprint(pipeline, parts.get(d, [])) != (built.get(d) or {}).get("fingerprint")}
+    return {
+        d for d in days if fingerprint(pipeline, parts.get(d, [])) != (built.get(d) or {}).get("fingerprint")
+    }
 
 
 def days_to_build(
-    pipeline: Pipeline, parts: dict[str, list[PartRow]], built: dict[str, dict[str, Any]],
-    requested: list[str] | None, force: bool,
+    pipeline: Pipeline,
+    parts: dict[str, list[PartRow]],
+    built: dict[str, dict[str, Any]],
+    requested: list[str] | None,
+    force: bool,
 ) -> list[str]:
     dirty = dirty_days(pipeline, parts, built)
     if requested is None:
@@ -59,8 +66,15 @@ class DayResult:
 
 
 def build_day(
-    engine: Engine, catalog: Catalog, dest: Storage, pipeline: Pipeline, day: str,
-    parts: list[PartRow], built_row: dict[str, Any] | None, tmp_root: Path, run_id: int,
+    engine: Engine,
+    catalog: Catalog,
+    dest: Storage,
+    pipeline: Pipeline,
+    day: str,
+    parts: list[PartRow],
+    built_row: dict[str, Any] | None,
+    tmp_root: Path,
+    run_id: int,
 ) -> DayResult:
     import datetime as dt
 
@@ -80,11 +94,22 @@ def build_day(
             rows_out += rows
             if did_write:
                 written.append(rel)
-        counts = dict(rows_in=outcome.rows_in, rows_unique=outcome.rows_unique,
-                      duplicates=outcome.rows_in - outcome.rows_unique, rows_out=rows_out)
+        counts = dict(
+            rows_in=outcome.rows_in,
+            rows_unique=outcome.rows_unique,
+            duplicates=outcome.rows_in - outcome.rows_unique,
+            rows_out=rows_out,
+        )
         # The catalog commits only once every output is in place.
         catalog.record_built(pipeline.name, day, fingerprint(pipeline, parts), counts, outputs, run_id)
-        return DayResult(day, outcome.rows_in, outcome.rows_unique, outcome.rows_in - outcome.rows_unique,
-                         rows_out, outputs, written)
+        return DayResult(
+            day,
+            outcome.rows_in,
+            outcome.rows_unique,
+            outcome.rows_in - outcome.rows_unique,
+            rows_out,
+            outputs,
+            written,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

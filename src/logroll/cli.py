@@ -24,15 +24,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Source = Annotated[str, typer.Option("--source", "-s", help="Folder or URL of the raw files.", envvar="LOGROLL_SOURCE")]
+Source = Annotated[
+    str, typer.Option("--source", "-s", help="Folder or URL of the raw files.", envvar="LOGROLL_SOURCE")
+]
 Dest = Annotated[str, typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST")]
 State = Annotated[
     str | None,
-    typer.Option("--state", help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite].",
-                 envvar="LOGROLL_STATE"),
+    typer.Option(
+        "--state",
+        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite].",
+        envvar="LOGROLL_STATE",
+    ),
 ]
-WorkDir = Annotated[str | None, typer.Option("--work-dir", help="Local folder for staged parts and spill files.",
-                                             envvar="LOGROLL_WORK_DIR")]
+WorkDir = Annotated[
+    str | None,
+    typer.Option(
+        "--work-dir", help="Local folder for staged parts and spill files.", envvar="LOGROLL_WORK_DIR"
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
 
 
@@ -89,28 +98,61 @@ def _main(
 @app.command()
 def run(
     pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
-    date: Annotated[str | None, typer.Argument(help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
-                                                    "Omit to catch up on every dirty day.")] = None,
+    date: Annotated[
+        str | None,
+        typer.Argument(
+            help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
+            "Omit to catch up on every dirty day."
+        ),
+    ] = None,
     source: Source = ...,  # type: ignore[assignment]
     dest: Dest = ...,  # type: ignore[assignment]
     to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
     state: State = None,
-    initials: Annotated[str | None, typer.Option("--initials", help="Initials in output names.",
-                                                 envvar="LOGROLL_INITIALS")] = None,
-    lateness: Annotated[int, typer.Option("--lateness", help="Days either side whose folders may hold rows "
-                                                             "for the requested days.")] = 1,
+    initials: Annotated[
+        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
+    ] = None,
+    lateness: Annotated[
+        int,
+        typer.Option(
+            "--lateness", help="Days either side whose folders may hold rows for the requested days."
+        ),
+    ] = 1,
     force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")] = "duckdb",
-    memory_limit: Annotated[str, typer.Option("--memory-limit", help="Engine memory cap; larger days spill "
-                                                                     "to disk.", envvar="LOGROLL_MEMORY_LIMIT")] = "2GB",
-    threads: Annotated[int | None, typer.Option("--threads", help="Engine threads [default: all cores].")] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+    ] = "duckdb",
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            "--memory-limit",
+            help="Engine memory cap; larger days spill to disk.",
+            envvar="LOGROLL_MEMORY_LIMIT",
+        ),
+    ] = "2GB",
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
+    ] = None,
     work_dir: WorkDir = None,
     as_json: Json = False,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
-    report = _call(api.run, pipeline, date, source=source, dest=dest, to=to, state=state, initials=initials,
-                   lateness=lateness, force=force, engine=engine, memory_limit=memory_limit, threads=threads,
-                   work_dir=work_dir)
+    report = _call(
+        api.run,
+        pipeline,
+        date,
+        source=source,
+        dest=dest,
+        to=to,
+        state=state,
+        initials=initials,
+        lateness=lateness,
+        force=force,
+        engine=engine,
+        memory_limit=memory_limit,
+        threads=threads,
+        work_dir=work_dir,
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
@@ -123,7 +165,9 @@ def run(
 def status(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
     dest: Dest = ...,  # type: ignore[assignment]
-    source: Annotated[str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
+    ] = None,
     state: State = None,
     work_dir: WorkDir = None,
     as_json: Json = False,
@@ -144,7 +188,9 @@ def status(
         table.add_row(d["day"], d["status"], str(d["rows_in"] or ""), str(d["rows_out"] or ""), d["built_at"])
     console.print(table)
     files = info["files"]
-    console.print(f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}")
+    console.print(
+        f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
+    )
     for f in files["rejected"]:
         console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
     for f in files["failed"]:
@@ -168,7 +214,11 @@ def demo(
 
     gen = demo_mod.GENERATORS.get(pipeline)
     if gen is None:
-        _fail(UsageError(f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"))
+        _fail(
+            UsageError(
+                f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"
+            )
+        )
     files = _call(gen, directory, days=days, rows=rows, start=_call(parse_date, start).isoformat(), seed=seed)
     typer.echo(f"wrote {len(files)} files under {directory}")
 

@@ -12,12 +12,22 @@ HEADER = ("IMPRESSION_ID", "IMPRESSION_DATETIME", "CAMPAIGN_ID", "USER_ID", "DEV
 
 def _row(rng: random.Random, day: dt.date, n: int) -> list[str]:
     ts = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=rng.randrange(86400))
-    return [f"imp-{day:%Y%m%d}-{n:08d}", ts.strftime("%Y-%m-%d %H:%M:%S"), str(rng.randrange(1, 40)),
-            f"user-{rng.randrange(5000)}", rng.choice(DEVICES)]
+    return [
+        f"imp-{day:%Y%m%d}-{n:08d}",
+        ts.strftime("%Y-%m-%d %H:%M:%S"),
+        str(rng.randrange(1, 40)),
+        f"user-{rng.randrange(5000)}",
+        rng.choice(DEVICES),
+    ]
 
 
-def _csv(rows: list[list[str]], header: tuple[str, ...] = HEADER, crlf: bool = False, bom: bool = False,
-         quote_all: bool = False) -> str:
+def _csv(
+    rows: list[list[str]],
+    header: tuple[str, ...] = HEADER,
+    crlf: bool = False,
+    bom: bool = False,
+    quote_all: bool = False,
+) -> str:
     def cell(v: str) -> str:
         if quote_all or any(c in v for c in ',"\n'):
             return '"' + v.replace('"', '""') + '"'
@@ -28,8 +38,9 @@ def _csv(rows: list[list[str]], header: tuple[str, ...] = HEADER, crlf: bool = F
     return ("\ufeff" if bom else "") + text
 
 
-def impressions(root: str | Path, days: int = 3, rows: int = 30_000, start: str = "2021-01-29",
-                seed: int = 7) -> list[Path]:
+def impressions(
+    root: str | Path, days: int = 3, rows: int = 30_000, start: str = "2021-01-29", seed: int = 7
+) -> list[Path]:
     """Write SOURCE/YYYY/MM/DD/*.csv for `days` days, about `rows` rows in all. Returns the files."""
     rng = random.Random(seed)
     root = Path(root)
@@ -69,8 +80,11 @@ def impressions(root: str | Path, days: int = 3, rows: int = 30_000, start: str 
                 order = (2, 0, 4, 1, 3)
                 header = tuple(HEADER[j] for j in order) + ("SOURCE",)
                 reordered = [[r[j] for j in order] + ["ad-server, eu"] for r in batch]
-                put(day, f"impressions_{day:%Y%m%d}_{part}.csv", _csv(reordered, header, crlf=True, bom=True,
-                                                                      quote_all=True))
+                put(
+                    day,
+                    f"impressions_{day:%Y%m%d}_{part}.csv",
+                    _csv(reordered, header, crlf=True, bom=True, quote_all=True),
+                )
             else:
                 bad = [
                     ["imp-bad-1", "2021-02-30 10:00:00", "5", "u", "mobile"],  # impossible date

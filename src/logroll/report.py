@@ -35,8 +35,14 @@ class RunReport:
 
     @property
     def nothing_to_do(self) -> bool:
-        return not (self.files_staged or self.files_rejected or self.files_failed or self.partitions_built
-                    or self.partitions_failed or self.days_missing)
+        return not (
+            self.files_staged
+            or self.files_rejected
+            or self.files_failed
+            or self.partitions_built
+            or self.partitions_failed
+            or self.days_missing
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

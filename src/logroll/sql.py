@@ -69,7 +69,7 @@ def checked_select(pipeline: Pipeline, raw: dict[str, str], source: str, ordinal
         else:
             cols.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
     cols.append(f"{reason_expr(pipeline, raw)} AS __reason")
-    return f"SELECT {', '.join(cols)} FROM {source}"  # noqa: S608 - identifiers are quoted
+    return f"SELECT {', '.join(cols)} FROM {source}"
 
 
 def dedupe_select(pipeline: Pipeline, source: str) -> str:
@@ -78,15 +78,15 @@ def dedupe_select(pipeline: Pipeline, source: str) -> str:
     keys = [ident(k) for k in pipeline.key]
     rest = [c.name for c in pipeline.columns if c.name not in pipeline.key]
     if not keys:
-        return f"SELECT DISTINCT {', '.join(ident(c.name) for c in pipeline.columns)} FROM {source}"  # noqa: S608
+        return f"SELECT DISTINCT {', '.join(ident(c.name) for c in pipeline.columns)} FROM {source}"
     if not rest:
-        return f"SELECT DISTINCT {', '.join(keys)} FROM {source}"  # noqa: S608
+        return f"SELECT DISTINCT {', '.join(keys)} FROM {source}"
     packed = ", ".join(f"{ident(c)} := {ident(c)}" for c in rest)
-    inner = f"SELECT {', '.join(keys)}, min(struct_pack({packed})) AS __m FROM {source} GROUP BY ALL"  # noqa: S608
-    return f"SELECT {', '.join(keys)}, unnest(__m) FROM ({inner})"  # noqa: S608
+    inner = f"SELECT {', '.join(keys)}, min(struct_pack({packed})) AS __m FROM {source} GROUP BY ALL"
+    return f"SELECT {', '.join(keys)}, unnest(__m) FROM ({inner})"
 
 
 def ordered_output(output: Output, n_columns: int, source: str) -> str:
     """A total order: the declared sort, then every column, so ties never reorder bytes."""
     order = [ident(c) for c in output.order_by] + [str(i) for i in range(1, n_columns + 1)]
-    return f"SELECT * FROM {source} ORDER BY {', '.join(order)}"  # noqa: S608
+    return f"SELECT * FROM {source} ORDER BY {', '.join(order)}"

@@ -107,8 +107,14 @@ def locate(path: Path, ordinals: list[int], skip_lines: set[int]) -> dict[int, t
 
 
 def stage_csv(
-    engine: DuckDBEngine, path: Path, source_uri: str, version: str, pipeline: Pipeline,
-    staged_root: Path, quarantine_root: Path, quarantine_name: str,
+    engine: DuckDBEngine,
+    path: Path,
+    source_uri: str,
+    version: str,
+    pipeline: Pipeline,
+    staged_root: Path,
+    quarantine_root: Path,
+    quarantine_name: str,
 ) -> Staged:
     header = read_header(path)
     if header is None:
@@ -131,13 +137,19 @@ def stage_csv(
             {
                 "source_file": pa.array([source_uri] * rejected, pa.string()),
                 "line": pa.concat_arrays(
-                    [structural["line"].combine_chunks().cast(pa.int64()), pa.array([r[0] for r in rows], pa.int64())]
+                    [
+                        structural["line"].combine_chunks().cast(pa.int64()),
+                        pa.array([r[0] for r in rows], pa.int64()),
+                    ]
                 ),
                 "reason": pa.concat_arrays(
                     [structural["reason"].combine_chunks(), pa.array([r[1] for r in rows], pa.string())]
                 ),
                 "raw_line": pa.concat_arrays(
-                    [structural["raw"].combine_chunks().cast(pa.string()), pa.array([r[2] for r in rows], pa.string())]
+                    [
+                        structural["raw"].combine_chunks().cast(pa.string()),
+                        pa.array([r[2] for r in rows], pa.string()),
+                    ]
                 ),
             }
         ).sort_by([("line", "ascending")])
@@ -155,6 +167,12 @@ def write_quarantine(table: pa.Table, root: Path, name: str) -> str:
 
 
 def whole_file_quarantine(root: Path, name: str, source_uri: str, reason: str, header: str) -> str:
-    table = pa.table({"source_file": [source_uri], "line": pa.array([1], pa.int64()), "reason": [reason],
-                      "raw_line": [header]})
+    table = pa.table(
+        {
+            "source_file": [source_uri],
+            "line": pa.array([1], pa.int64()),
+            "reason": [reason],
+            "raw_line": [header],
+        }
+    )
     return write_quarantine(table, root, name)

@@ -53,7 +53,11 @@ class Storage:
     """One root URL (a source or a destination) and its filesystem."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None):
-        self.url = url.rstrip("/") if not is_local(url) else str(Path(url.removeprefix("file://")).expanduser().absolute())
+        self.url = (
+            url.rstrip("/")
+            if not is_local(url)
+            else str(Path(url.removeprefix("file://")).expanduser().absolute())
+        )
         self.local = is_local(url)
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **(options or {}))

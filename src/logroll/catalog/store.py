@@ -88,7 +88,11 @@ class Catalog:
             select(s.files.c.id).where(s.files.c.pipeline == pipeline, s.files.c.uri == uri)
         ).scalar()
         if existing is None:
-            return int(conn.execute(insert(s.files).values(pipeline=pipeline, uri=uri, **values)).inserted_primary_key[0])
+            return int(
+                conn.execute(
+                    insert(s.files).values(pipeline=pipeline, uri=uri, **values)
+                ).inserted_primary_key[0]
+            )
         conn.execute(update(s.files).where(s.files.c.id == existing).values(**values))
         return int(existing)
 
@@ -126,14 +130,23 @@ class Catalog:
                 conn.execute(
                     insert(s.parts),
                     [
-                        dict(file_id=file_id, day=day, pipeline=pipeline, version=version, rows=rows, path=path)
+                        dict(
+                            file_id=file_id, day=day, pipeline=pipeline, version=version, rows=rows, path=path
+                        )
                         for day, (rows, path) in sorted(day_parts.items())
                     ],
                 )
         return [p for p in old if p not in {path for _, path in day_parts.values()}]
 
     def record_file_problem(
-        self, pipeline: str, uri: str, size: int, version: str, status: str, error: str, run_id: int,
+        self,
+        pipeline: str,
+        uri: str,
+        size: int,
+        version: str,
+        status: str,
+        error: str,
+        run_id: int,
         quarantine: str | None = None,
     ) -> list[str]:
         """A file rejected whole (bad header) or failed (unreadable). Its old parts are retracted."""
@@ -142,8 +155,18 @@ class Catalog:
                 conn,
                 pipeline,
                 uri,
-                dict(size=size, version=version, status=status, error=error, staged_at=_now(), run_id=run_id,
-                     rows_read=0, rows_valid=0, rows_rejected=0, quarantine=quarantine),
+                dict(
+                    size=size,
+                    version=version,
+                    status=status,
+                    error=error,
+                    staged_at=_now(),
+                    run_id=run_id,
+                    rows_read=0,
+                    rows_valid=0,
+                    rows_rejected=0,
+                    quarantine=quarantine,
+                ),
             )
             if status == "failed":
                 return []  # a transient failure keeps what the previous version contributed
@@ -177,7 +200,9 @@ class Catalog:
     def _set_partition(self, pipeline: str, day: str, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             found = conn.execute(
-                select(s.partitions.c.day).where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+                select(s.partitions.c.day).where(
+                    s.partitions.c.pipeline == pipeline, s.partitions.c.day == day
+                )
             ).first()
             if found:
                 conn.execute(
@@ -189,18 +214,33 @@ class Catalog:
                 conn.execute(insert(s.partitions).values(pipeline=pipeline, day=day, **values))
 
     def record_built(
-        self, pipeline: str, day: str, fingerprint: str, counts: dict[str, int], outputs: dict[str, str], run_id: int
+        self,
+        pipeline: str,
+        day: str,
+        fingerprint: str,
+        counts: dict[str, int],
+        outputs: dict[str, str],
+        run_id: int,
     ) -> None:
         self._set_partition(
             pipeline,
             day,
-            dict(status="built", fingerprint=fingerprint, outputs=json.dumps(outputs, sort_keys=True),
-                 error=None, built_at=_now(), run_id=run_id, **counts),
+            dict(
+                status="built",
+                fingerprint=fingerprint,
+                outputs=json.dumps(outputs, sort_keys=True),
+                error=None,
+                built_at=_now(),
+                run_id=run_id,
+                **counts,
+            ),
         )
 
     def record_partition_failed(self, pipeline: str, day: str, error: str, run_id: int) -> None:
         # The fingerprint is cleared so the day counts as dirty until a build succeeds.
-        self._set_partition(pipeline, day, dict(status="failed", fingerprint=None, error=error, run_id=run_id))
+        self._set_partition(
+            pipeline, day, dict(status="failed", fingerprint=None, error=error, run_id=run_id)
+        )
 
     # ---- runs ----------------------------------------------------------------------------
     def start_run(self, pipeline: str) -> int:
@@ -216,7 +256,9 @@ class Catalog:
             conn.execute(
                 update(s.runs)
                 .where(s.runs.c.id == run_id)
-                .values(finished_at=_now(), status=status, report=json.dumps(report, sort_keys=True, default=str))
+                .values(
+                    finished_at=_now(), status=status, report=json.dumps(report, sort_keys=True, default=str)
+                )
             )
 
     def runs(self, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:

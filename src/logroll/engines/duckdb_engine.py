@@ -68,22 +68,27 @@ class DuckDBEngine:
         con = self.con
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __checked AS "
-            + sql.checked_select(pipeline, raw, f"(SELECT row_number() OVER () AS __rn, * FROM {reader})", "__rn")
+            + sql.checked_select(
+                pipeline, raw, f"(SELECT row_number() OVER () AS __rn, * FROM {reader})", "__rn"
+            )
         )
         structural = con.sql(
             f"""SELECT line::BIGINT AS line,
                    arg_min(error_type, coalesce(column_idx, 0)) AS error_type,
                    arg_min(coalesce(column_name, ''), coalesce(column_idx, 0)) AS column_name,
                    arg_min(rtrim(ltrim(csv_line, chr(10) || chr(13)), chr(10) || chr(13)), coalesce(column_idx, 0)) AS raw
-                FROM {rejects} GROUP BY line ORDER BY line"""  # noqa: S608 - generated names
+                FROM {rejects} GROUP BY line ORDER BY line"""
         ).to_arrow_table()
         con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
         reasons = [
             _REASONS.get(t, t.lower()) + (f" in {c}" if c and t == "CAST" else "")
-            for t, c in zip(structural["error_type"].to_pylist(), structural["column_name"].to_pylist(), strict=True)
+            for t, c in zip(
+                structural["error_type"].to_pylist(), structural["column_name"].to_pylist(), strict=True
+            )
         ]
-        structural = pa.table({"line": structural["line"], "reason": pa.array(reasons, pa.string()),
-                               "raw": structural["raw"]})
+        structural = pa.table(
+            {"line": structural["line"], "reason": pa.array(reasons, pa.string()), "raw": structural["raw"]}
+        )
         semantic = con.sql(
             "SELECT __ord, __reason AS reason FROM __checked WHERE __reason IS NOT NULL ORDER BY __ord"
         ).to_arrow_table()
@@ -105,13 +110,13 @@ class DuckDBEngine:
         cols = ", ".join(sql.ident(c.name) for c in pipeline.columns)
         et = sql.ident(pipeline.event_time)
         counts = self.con.execute(
-            f"SELECT strftime(CAST({et} AS DATE), '%Y-%m-%d') AS d, count(*) FROM {source} GROUP BY 1 ORDER BY 1"  # noqa: S608
+            f"SELECT strftime(CAST({et} AS DATE), '%Y-%m-%d') AS d, count(*) FROM {source} GROUP BY 1 ORDER BY 1"
         ).fetchall()
         if not counts:
             return {}
         part_dir.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY (SELECT {cols}, strftime(CAST({et} AS DATE), '%Y-%m-%d') AS __day FROM {source}) "  # noqa: S608
+            f"COPY (SELECT {cols}, strftime(CAST({et} AS DATE), '%Y-%m-%d') AS __day FROM {source}) "
             f"TO {sql.literal(str(part_dir))} (FORMAT parquet, PARTITION_BY (__day))"
         )
         return {day: (int(rows), str(part_dir / f"__day={day}" / "*.parquet")) for day, rows in counts}
@@ -124,10 +129,12 @@ class DuckDBEngine:
             files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
             source = f"read_parquet({files})"
         else:  # a day whose every file was retracted: empty, but with the declared types
-            source = "(SELECT " + ", ".join(
-                f"CAST(NULL AS {c.sql_type}) AS {sql.ident(c.name)}" for c in pipeline.columns
-            ) + " WHERE false)"
-        rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]  # noqa: S608
+            source = (
+                "(SELECT "
+                + ", ".join(f"CAST(NULL AS {c.sql_type}) AS {sql.ident(c.name)}" for c in pipeline.columns)
+                + " WHERE false)"
+            )
+        rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source)}")
         rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
         outputs: dict[str, tuple[Path, int]] = {}
@@ -136,7 +143,9 @@ class DuckDBEngine:
             ncols = len(con.execute("SELECT * FROM __out LIMIT 0").description)
             target = out_dir / f"{out.name}.{out.format}"
             fmt = "(FORMAT csv, HEADER true)" if out.format == "csv" else "(FORMAT parquet)"
-            con.execute(f"COPY ({sql.ordered_output(out, ncols, '__out')}) TO {sql.literal(str(target))} {fmt}")
+            con.execute(
+                f"COPY ({sql.ordered_output(out, ncols, '__out')}) TO {sql.literal(str(target))} {fmt}"
+            )
             outputs[out.name] = (target, con.execute("SELECT count(*) FROM __out").fetchone()[0])
             con.execute("DROP TABLE __out")
         con.execute("DROP TABLE rows")

@@ -43,7 +43,9 @@ class Column:
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
-            raise ConfigError(f"column {self.name!r}: unknown type {self.type!r}; use one of {', '.join(TYPES)}")
+            raise ConfigError(
+                f"column {self.name!r}: unknown type {self.type!r}; use one of {', '.join(TYPES)}"
+            )
 
     @property
     def header(self) -> str:
@@ -103,7 +105,9 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise ConfigError(f"pipeline {self.name!r}: duplicate column names")
         if self.event_time not in names:
-            raise ConfigError(f"pipeline {self.name!r}: event_time {self.event_time!r} is not a declared column")
+            raise ConfigError(
+                f"pipeline {self.name!r}: event_time {self.event_time!r} is not a declared column"
+            )
         if self.column(self.event_time).type not in ("timestamp", "date"):
             raise ConfigError(f"pipeline {self.name!r}: event_time column must be a timestamp or date")
         for k in self.key:
