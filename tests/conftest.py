@@ -1,0 +1,74 @@
+"""Shared fixtures: run the real CLI in a subprocess, generate sample data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> CliResult:
+    """Run `logroll ARGS` as a user would: a new process, real exit code, stdout and stderr apart."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("LOGROLL_DEBUG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "logroll.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def impressions_raw(tmp_path: Path) -> Path:
+    """The demo sample: 3 days with every anomaly."""
+    from logroll import demo
+
+    raw = tmp_path / "raw"
+    demo.impressions(raw, days=3, rows=6000)
+    return raw
+
+
+def tree_bytes(root: Path, skip: str = "_logroll") -> dict[str, bytes]:
+    """Every output file under root (state and working files excluded) with its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and skip not in p.relative_to(root).parts
+    }
+
+
+def tree_mtimes(root: Path, skip: str = "_logroll") -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and skip not in p.relative_to(root).parts
+    }
