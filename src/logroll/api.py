@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import build as build_mod
-from . import discover
+from . import discover, faults
 from .catalog import Catalog, redact_url
 from .dates import day_range, parse_date
 from .engines import make_engine
@@ -110,6 +110,7 @@ def run(
     catalog = Catalog(ws.state)
     report = RunReport(pipeline=pipe.name, engine=engine, state=redact_url(ws.state))
     report.run_id = run_id = catalog.start_run(pipe.name)
+    faults.point("run.started")
     eng = make_engine(engine, ws.work_dir, memory_limit=memory_limit, threads=threads)
     try:
         folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
@@ -162,6 +163,7 @@ def run(
                 report.outputs.append(join(ws.dest.url, rel))
             report.outputs_written.extend(join(ws.dest.url, rel) for rel in res.written)
         shutil.rmtree(tmp_root, ignore_errors=True)
+        faults.point("run.before_gc")
         _collect_garbage(catalog, ws, pipe)
     except BaseException:
         catalog.finish_run(run_id, "crashed", report.to_dict())
@@ -171,6 +173,7 @@ def run(
     failed = report.files_rejected or report.files_failed or report.partitions_failed or report.days_missing
     report.status = "failed" if failed else "ok"
     report.seconds = round(time.monotonic() - started, 3)
+    faults.point("run.before_finish")
     catalog.finish_run(run_id, report.status, report.to_dict())
     catalog.close()
     if report.days_missing and not (report.files_staged or report.partitions_built):
@@ -219,6 +222,7 @@ def _stage_one(
             )
     except FileRejected as exc:
         q = whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
+        faults.point("stage.before_commit")
         old = catalog.record_file_problem(
             pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q
         )
@@ -236,9 +240,11 @@ def _stage_one(
     counts = dict(
         rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
     )
+    faults.point("stage.before_commit")
     old = catalog.record_staged(
         pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, run_id
     )
+    faults.point("stage.committed")
     _remove_parts(old)
     log.info("staged %s: %d rows, %d rejected", f.uri, staged.rows_read, staged.rows_rejected)
     report.files_staged += 1
@@ -262,6 +268,7 @@ def _collect_garbage(catalog: Catalog, ws: Workspace, pipe: Pipeline) -> None:
     live = {Path(p.path).parent.parent.name for parts in catalog.parts(pipe.name).values() for p in parts}
     for d in root.iterdir():
         if d.is_dir() and d.name not in live:
+            faults.point("gc.remove")
             shutil.rmtree(d, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .catalog.store import Catalog, PartRow
 from .engines.base import Engine
 from .pipelines.base import Pipeline
@@ -81,6 +82,7 @@ def build_day(
     tmp = tmp_root / day
     try:
         outcome = engine.build_day(day, [p.path for p in parts], pipeline, tmp)
+        faults.point("build.computed")
         recorded = (built_row or {}).get("outputs") or {}
         outputs: dict[str, str] = {}
         written: list[str] = []
@@ -90,6 +92,7 @@ def build_day(
             local, rows = outcome.outputs[out.name]
             rel = out.render_path(date, pipeline.params)
             sha, did_write = publish(dest, local, rel, recorded.get(rel))
+            faults.point("build.published")
             outputs[rel] = sha
             rows_out += rows
             if did_write:
@@ -102,6 +105,7 @@ def build_day(
         )
         # The catalog commits only once every output is in place.
         catalog.record_built(pipeline.name, day, fingerprint(pipeline, parts), counts, outputs, run_id)
+        faults.point("build.recorded")
         return DayResult(
             day,
             outcome.rows_in,

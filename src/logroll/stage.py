@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from . import faults
 from .engines.duckdb_engine import DuckDBEngine
 from .pipelines.base import Pipeline
 
@@ -122,6 +123,7 @@ def stage_csv(
     header = check_header(header, pipeline)
     part_dir = staged_root / file_key(source_uri, version)
     result = engine.stage_csv(path, header, pipeline, part_dir)
+    faults.point("stage.parts_written")
     structural, semantic = result.structural, result.semantic
     rows = []
     if semantic.num_rows:

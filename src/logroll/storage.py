@@ -19,6 +19,7 @@ from typing import Any
 
 import fsspec
 
+from . import faults
 from .errors import SourceNotFound, StorageError
 
 
@@ -134,6 +135,7 @@ class Storage:
             shutil.copyfile(local_file, tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            faults.point("publish.tmp_written")
             os.replace(tmp, dest)
         else:
             # An object PUT is all-or-nothing: the object appears whole or not at all.
