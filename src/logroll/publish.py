@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 from .storage import Storage, sha256_file
+
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 def publish(storage: Storage, local_file: Path, rel: str, recorded_sha: str | None) -> tuple[str, bool]:
     """Put `local_file` at DEST/rel unless the same bytes are already there.
 
-    Returns (sha256, written). Local outputs are checked byte for byte; remote ones against
-    the checksum the catalog recorded when they were put, which saves a download.
+    Returns (sha256, written). Local outputs are checked byte for byte; remote ones by their
+    ETag (MD5) or the checksum the catalog recorded, which saves a download.
     """
     sha = sha256_file(local_file)
+    storage.discard_stale_temps(rel)
     if storage.local:
         current = storage.checksum(rel)
     else:
-        current = recorded_sha if recorded_sha and storage.exists(rel) else None
+        # One HEAD. An object put in one piece has the MD5 of its bytes as ETag: that compares
+        # the bytes themselves, even when the catalog is new (another machine, lost state) or
+        # someone replaced the object. A multipart ETag is not an MD5: trust the checksum the
+        # catalog recorded when logroll put it.
+        etag = storage.etag(rel)
+        if etag is None:
+            same = False
+        elif _MD5.fullmatch(etag):
+            same = etag == md5_file(local_file)
+        else:
+            same = recorded_sha == sha
+        current = sha if same else None
     if current == sha:
         return sha, False
     storage.put_atomic(local_file, rel)
     return sha, True
+
+
+def md5_file(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
