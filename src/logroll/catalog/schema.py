@@ -76,3 +76,16 @@ runs = Table(
     Column("status", String(20), nullable=False),  # running | ok | failed | crashed
     Column("report", Text),
 )
+
+# One row per held run lock (one run per pipeline and state at a time). A holder that died is
+# detected by its pid on the same host, or by a heartbeat older than the lock's expiry.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+)

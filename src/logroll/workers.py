@@ -1,0 +1,126 @@
+"""N engines working at once (`--parallel N`) within one memory limit.
+
+A DuckDB connection is not thread-safe, so every worker thread owns an engine of its own, and
+the memory limit and threads are split between them: N workers together stay under the cap the
+user gave. DuckDB releases the GIL while it runs a query, so threads are enough here.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .engines import make_engine
+from .errors import UsageError
+
+T = TypeVar("T")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "bytes": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_size(text: str) -> int:
+    """'2GB' -> 2_000_000_000, '512MiB' -> 536_870_912 (DuckDB's units)."""
+    m = _SIZE.match(str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise UsageError(f"--memory-limit {text!r}: use a size such as 2GB, 512MB or 4GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def split_memory(limit: str, workers: int) -> str:
+    """Each of `workers` engines' share of one memory limit."""
+    if workers <= 1:
+        return limit
+    pct = _PERCENT.match(str(limit))
+    if pct:
+        return f"{float(pct.group(1)) / workers:.4g}%"
+    share = parse_size(limit) // workers
+    if share < 64 * 1024**2:
+        raise UsageError(
+            f"--memory-limit {limit} split {workers} ways leaves {share // 1024**2}MiB per worker: "
+            "raise --memory-limit or lower --parallel"
+        )
+    return f"{share // 1024**2}MiB"
+
+
+class EnginePool:
+    """`size` engines, each used by one worker thread at a time."""
+
+    def __init__(
+        self,
+        engine: str,
+        work_dir: Path,
+        *,
+        memory_limit: str,
+        threads: int | None,
+        size: int = 1,
+    ):
+        if size < 1:
+            raise UsageError("--parallel must be 1 or more")
+        self.size = size
+        self.memory_limit = split_memory(memory_limit, size)
+        total_threads = threads or os.cpu_count() or 1
+        self.threads = threads if size == 1 else max(1, total_threads // size)
+        self.engines: list[Any] = []
+        try:
+            for i in range(size):
+                # Each worker spills to its own folder: engines must not share temp files.
+                wd = Path(work_dir) if i == 0 else Path(work_dir) / "workers" / str(i)
+                self.engines.append(
+                    make_engine(engine, wd, memory_limit=self.memory_limit, threads=self.threads)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def each(self, items: Sequence[T], fn: Callable[[Any, T], None]) -> None:
+        """fn(engine, item) for every item, `size` at a time. `fn` handles per-item failures;
+        anything it lets through stops the remaining items and is raised here."""
+        if self.size == 1 or len(items) <= 1:
+            for item in items:
+                fn(self.engines[0], item)
+            return
+        free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for e in self.engines:
+            free.put(e)
+
+        def task(item: T) -> None:
+            eng = free.get()
+            try:
+                fn(eng, item)
+            finally:
+                free.put(eng)
+
+        ex = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="logroll-worker")
+        try:
+            futures = [ex.submit(task, item) for item in items]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for f in futures:
+                if f.done() and not f.cancelled() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+        finally:
+            # On an error or Ctrl-C: drop the items not started, let the running ones finish.
+            ex.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        for e in self.engines:
+            e.close()
+        self.engines = []
