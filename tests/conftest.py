@@ -72,3 +72,24 @@ def tree_mtimes(root: Path, skip: str = "_logroll") -> dict[str, int]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and skip not in p.relative_to(root).parts
     }
+
+
+# ---- PostgreSQL (tests/pg.py): one real server per session, a fresh database per test ----------
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server started from the machine's binaries for the whole session."""
+    from pg import PostgresServer
+
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres, request) -> str:
+    """URL of a new empty database on the session server: postgresql://postgres@127.0.0.1:PORT/NAME."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    return postgres.create_database(name)

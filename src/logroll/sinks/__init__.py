@@ -1,0 +1,75 @@
+"""Sinks: destinations that take Arrow data and write it transactionally, chosen by URL.
+
+>>> from logroll.sinks import open_sink
+>>> sink = open_sink("postgresql://etl@127.0.0.1/warehouse#credit")
+>>> with sink.transaction() as tx:                 # one commit for everything in the block
+...     tx.load(None, table, source="s3://drops/a.csv", version="123:etag")  # exactly once
+...     tx.append("other_table", batches)
+...     tx.put_state("checkpoint", "4096")
+>>> sink.ledger()                                  # source -> LoadRecord(version, rows, ...)
+
+| URL                                      | writes                                        |
+|------------------------------------------|-----------------------------------------------|
+| `postgresql://user@host:port/db#table`   | a table, loaded with COPY (`logroll[postgres]`) |
+| `duckdb:///file.duckdb#table`            | a table in a DuckDB file                      |
+| `parquet:///dir/` (or `parquet:///dir/#table`) | `dir/[table/]load_date=YYYY-MM-DD/*.parquet` |
+
+Three slashes then a relative path, four for an absolute one (as SQLAlchemy's sqlite URLs).
+Backends are imported only when chosen; a missing driver says what to install.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from ..errors import UsageError
+from .base import Data, LoadRecord, LoadResult, SchemaMismatch, Sink, SinkError, Transaction, as_reader
+
+SCHEMES: dict[str, tuple[str, str, str | None]] = {
+    # scheme: (module, class, pip extra that provides its driver)
+    "postgresql": ("logroll.sinks.postgres", "PostgresSink", "postgres"),
+    "postgres": ("logroll.sinks.postgres", "PostgresSink", "postgres"),
+    "duckdb": ("logroll.sinks.duckdb", "DuckDBSink", None),
+    "parquet": ("logroll.sinks.parquet", "ParquetSink", None),
+}
+
+__all__ = [
+    "Data",
+    "LoadRecord",
+    "LoadResult",
+    "SchemaMismatch",
+    "Sink",
+    "SinkError",
+    "Transaction",
+    "as_reader",
+    "is_sink_url",
+    "open_sink",
+]
+
+
+def is_sink_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in SCHEMES if "://" in url else False
+
+
+def open_sink(url: str) -> Sink:
+    """The sink for a destination URL (see the table above). Raises UsageError for an unknown
+    scheme (with the closest known one) or a driver that is not installed."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme.startswith("postgresql+") or scheme.startswith("postgres+"):
+        scheme = "postgresql"
+        url = "postgresql://" + url.split("://", 1)[1]
+    if scheme not in SCHEMES:
+        close = difflib.get_close_matches(scheme, SCHEMES, n=1)
+        hint = f"did you mean {close[0]}://? " if close else ""
+        raise UsageError(
+            f"unknown destination {url.split('#')[0]!r}: {hint}use postgresql://user@host/db#table, "
+            "duckdb:///file.duckdb#table or parquet:///dir/"
+        )
+    module, cls, extra = SCHEMES[scheme]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        hint = f"pip install 'logroll[{extra}]'" if extra else "reinstall logroll"
+        raise UsageError(f"{scheme}:// destinations need {exc.name or 'a driver'}: {hint}") from None
+    return getattr(mod, cls)(url)  # type: ignore[no-any-return]

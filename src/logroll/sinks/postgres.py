@@ -1,0 +1,286 @@
+"""PostgreSQL sink: rows go in with COPY (never row inserts), each transaction commits whole.
+
+Readers under PostgreSQL's default READ COMMITTED isolation see a load entirely or not at all.
+A ledger table `_logroll_loads` (and `_logroll_state` for checkpoints) lives in the same
+database, so the rows and their ledger row commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg  # an ImportError here becomes open_sink's "pip install 'logroll[postgres]'"
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..catalog import redact_url
+from ..errors import UsageError
+from ..sql import ident
+from .base import (
+    Data,
+    LoadRecord,
+    LoadResult,
+    SinkError,
+    as_reader,
+    check_supported,
+    compare_schemas,
+    now_utc,
+    one_line,
+    resolve_table,
+)
+
+LEDGER = "_logroll_loads"
+STATE = "_logroll_state"
+
+
+def qualified(name: str) -> str:
+    """`table` or `schema.table`, each part quoted."""
+    return ".".join(ident(p) for p in name.split(".", 1))
+
+
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
+        return "smallint"
+    if pa.types.is_int32(t) or pa.types.is_uint16(t):
+        return "integer"
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_float32(t) or pa.types.is_float16(t):
+        return "real"
+    if pa.types.is_floating(t):
+        return "double precision"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    return "text"
+
+
+def _arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.DataType:
+    return {
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "bigint": pa.int64(),
+        "real": pa.float32(),
+        "double precision": pa.float64(),
+        "boolean": pa.bool_(),
+        "timestamp without time zone": pa.timestamp("us"),
+        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "text": pa.string(),
+        "character varying": pa.string(),
+    }.get(data_type) or (
+        pa.decimal128(precision or 38, scale or 0) if data_type == "numeric" else pa.string()
+    )
+
+
+def connect_url(url: str) -> tuple[str, str | None]:
+    """(libpq conninfo URL without the #fragment, the fragment)."""
+    parts = urlsplit(url)
+    scheme = "postgresql"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, "")), (parts.fragment or None)
+
+
+class PostgresSink:
+    """`postgresql://user@host:port/db#table` (the fragment may be `schema.table`)."""
+
+    def __init__(self, url: str):
+        self._conninfo, self.table = connect_url(url)
+        self.url = redact_url(url)
+        self._conn: psycopg.Connection[Any] | None = None
+        with self.transaction() as tx:
+            tx.ensure_ledger()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                # Autocommit outside `transaction()`: a transaction is exactly one `with` block.
+                self._conn = psycopg.connect(self._conninfo, connect_timeout=15, autocommit=True)
+            except psycopg.Error as exc:
+                raise SinkError(f"cannot connect to {self.url}: {one_line(exc)}; check the URL") from None
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        conn = self._connection()
+        with conn.transaction():
+            yield PostgresTransaction(self, conn)
+
+    def load(self, data: Data, *, source: str, version: str, source_column: str | None = None) -> LoadResult:
+        with self.transaction() as tx:
+            return tx.load(None, data, source=source, version=version, source_column=source_column)
+
+    def ledger(self, table: str | None = None) -> dict[str, LoadRecord]:
+        name = resolve_table(table, self.table, self.url)
+        with self._connection().cursor() as cur:
+            cur.execute(
+                f"SELECT source, version, rows, loaded_at FROM {ident(LEDGER)} WHERE table_name = %s",
+                (name,),
+            )
+            rows = cur.fetchall()
+        return {r[0]: LoadRecord(name, r[0], r[1], int(r[2]), r[3]) for r in rows}
+
+    def get_state(self, key: str) -> str | None:
+        with self._connection().cursor() as cur:
+            cur.execute(f"SELECT value FROM {ident(STATE)} WHERE key = %s", (key,))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def columns(self, table: str | None = None) -> pa.Schema | None:
+        name = resolve_table(table, self.table, self.url)
+        with self.transaction() as tx:
+            return tx.columns(name)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __repr__(self) -> str:
+        return f"PostgresSink({self.url})"
+
+
+class PostgresTransaction:
+    def __init__(self, sink: PostgresSink, conn: psycopg.Connection[Any]):
+        self.sink = sink
+        self.conn = conn
+
+    def _lock(self, *parts: str) -> None:
+        # Transaction-scoped advisory lock: released by commit or rollback, never leaked.
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(parts),))
+
+    def ensure_ledger(self) -> None:
+        self._lock("logroll-ddl")
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {ident(LEDGER)} (table_name text NOT NULL, source text NOT NULL, "
+                "version text NOT NULL, rows bigint NOT NULL, loaded_at timestamp NOT NULL, "
+                "PRIMARY KEY (table_name, source))"
+            )
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {ident(STATE)} (key text PRIMARY KEY, value text NOT NULL, "
+                "updated_at timestamp NOT NULL)"
+            )
+
+    def columns(self, table: str) -> pa.Schema | None:
+        schema, _, name = table.rpartition(".")
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT column_name, data_type, numeric_precision, numeric_scale "
+                "FROM information_schema.columns WHERE table_name = %s "
+                "AND table_schema = coalesce(nullif(%s, ''), current_schema()) ORDER BY ordinal_position",
+                (name, schema),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return None
+        return pa.schema([(r[0], _arrow_type(r[1], r[2], r[3])) for r in rows])
+
+    def _prepare(self, table: str, schema: pa.Schema, key: Sequence[str] = ()) -> None:
+        """Create the table from `schema`, or check that it matches the existing one."""
+        check_supported(schema, self.sink.url)
+        existing = self.columns(table)
+        if existing is None:
+            self._lock("logroll-ddl", table)
+            existing = self.columns(table)  # another writer may have created it meanwhile
+        if existing is None:
+            cols = [f"{ident(f.name)} {_pg_type(f.type)}" for f in schema]
+            if key:
+                cols.append(f"PRIMARY KEY ({', '.join(ident(k) for k in key)})")
+            with self.conn.cursor() as cur:
+                cur.execute(f"CREATE TABLE {qualified(table)} ({', '.join(cols)})")
+            return
+        compare_schemas(table, existing, schema)
+
+    def _copy(self, target: str, reader: pa.RecordBatchReader) -> int:
+        cols = ", ".join(ident(f.name) for f in reader.schema)
+        rows = 0
+        options = pacsv.WriteOptions(include_header=False, batch_size=65536)
+        with self.conn.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            for batch in reader:
+                if not batch.num_rows:
+                    continue
+                buf = pa.BufferOutputStream()
+                # Strings are always quoted and NULLs never are, so COPY tells "" from NULL.
+                pacsv.write_csv(batch, buf, options)
+                copy.write(memoryview(buf.getvalue()))
+                rows += batch.num_rows
+        return rows
+
+    def append(self, table: str | None, data: Data) -> int:
+        name = resolve_table(table, self.sink.table, self.sink.url)
+        reader = as_reader(data)
+        self._prepare(name, reader.schema)
+        return self._copy(qualified(name), reader)
+
+    def upsert(self, table: str | None, data: Data, key: Sequence[str]) -> int:
+        if not key:
+            raise UsageError("upsert needs at least one key column")
+        name = resolve_table(table, self.sink.table, self.sink.url)
+        reader = as_reader(data)
+        self._prepare(name, reader.schema, key)
+        self._lock("logroll-upsert", name)
+        tmp = ident("_logroll_upsert")
+        cols = ", ".join(ident(f.name) for f in reader.schema)
+        with self.conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {tmp}")
+            cur.execute(
+                f"CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {qualified(name)} WITH NO DATA"
+            )
+        rows = self._copy(tmp, reader)
+        match = " AND ".join(f"t.{ident(k)} IS NOT DISTINCT FROM s.{ident(k)}" for k in key)
+        with self.conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {qualified(name)} t USING {tmp} s WHERE {match}")
+            cur.execute(f"INSERT INTO {qualified(name)} ({cols}) SELECT {cols} FROM {tmp}")
+            cur.execute(f"DROP TABLE {tmp}")
+        return rows
+
+    def load(
+        self, table: str | None, data: Data, *, source: str, version: str, source_column: str | None = None
+    ) -> LoadResult:
+        name = resolve_table(table, self.sink.table, self.sink.url)
+        # Two workers loading the same file queue here; the second then sees the first's ledger row.
+        self._lock("logroll-load", name, source)
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"SELECT version FROM {ident(LEDGER)} WHERE table_name = %s AND source = %s", (name, source)
+            )
+            row = cur.fetchone()
+        if row and row[0] == version:
+            return LoadResult("skipped", 0)
+        previous = row[0] if row else None
+        reader = as_reader(data)
+        if previous is not None:
+            if not source_column:
+                raise SinkError(
+                    f"{source} changed since it was loaded into {name} (version {previous} -> {version}) "
+                    "and the table has no source column to replace its rows by"
+                )
+            self._prepare(name, reader.schema)
+            with self.conn.cursor() as cur:
+                cur.execute(f"DELETE FROM {qualified(name)} WHERE {ident(source_column)} = %s", (source,))
+        rows = self.append(name, reader)
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {ident(LEDGER)} (table_name, source, version, rows, loaded_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (table_name, source) DO UPDATE SET "
+                "version = excluded.version, rows = excluded.rows, loaded_at = excluded.loaded_at",
+                (name, source, version, rows, now_utc()),
+            )
+        return LoadResult("loaded", rows, previous)
+
+    def put_state(self, key: str, value: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {ident(STATE)} (key, value, updated_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, now_utc()),
+            )
