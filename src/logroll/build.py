@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class DayResult:
     rows_out: int
     outputs: dict[str, str]  # relative path -> sha256
     written: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_day(
@@ -114,6 +115,7 @@ def build_day(
             rows_out,
             outputs,
             written,
+            outcome.warnings,
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

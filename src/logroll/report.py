@@ -30,6 +30,7 @@ class RunReport:
     outputs: list[str] = field(default_factory=list)
     outputs_written: list[str] = field(default_factory=list)
     quarantine: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     partitions: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -68,6 +69,8 @@ class RunReport:
             lines.append(f"  FAILED day {p['day']}: {p['error']}")
         for d in self.days_missing:
             lines.append(f"  no input files for {d}")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
         for q in self.quarantine:
             lines.append(f"  quarantine: {q}")
         for o in self.outputs:

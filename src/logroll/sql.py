@@ -60,25 +60,35 @@ def reason_expr(pipeline: Pipeline, raw: dict[str, str]) -> str:
     return "CASE " + " ".join(whens) + " END" if whens else "CAST(NULL AS VARCHAR)"
 
 
-def checked_select(pipeline: Pipeline, raw: dict[str, str], source: str, ordinal: str) -> str:
-    """SELECT of ordinal, typed declared columns and __reason from `source`."""
+def checked_select(
+    pipeline: Pipeline,
+    raw: dict[str, str],
+    source: str,
+    ordinal: str,
+    passthrough: dict[str, str] | None = None,
+) -> str:
+    """SELECT of ordinal, typed declared columns, `passthrough` columns (name -> raw text
+    expression, kept as text) and __reason from `source`."""
     cols = [f"{ordinal} AS __ord"]
     for col in pipeline.columns:
         if col.name in raw:
             cols.append(f"{typed_expr(col, raw[col.name])} AS {ident(col.name)}")
         else:
             cols.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
+    cols.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
     cols.append(f"{reason_expr(pipeline, raw)} AS __reason")
     return f"SELECT {', '.join(cols)} FROM {source}"
 
 
-def dedupe_select(pipeline: Pipeline, source: str) -> str:
+def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = None) -> str:
     """The day's unique rows: one per key, the smallest row winning, so the choice never
-    depends on which file or run a duplicate arrived in."""
+    depends on which file or run a duplicate arrived in. `columns` (default: the declared
+    ones) is every column of `source`, in order; with no key a row is unique as a whole."""
+    names = columns if columns is not None else [c.name for c in pipeline.columns]
     keys = [ident(k) for k in pipeline.key]
-    rest = [c.name for c in pipeline.columns if c.name not in pipeline.key]
+    rest = [c for c in names if c not in pipeline.key]
     if not keys:
-        return f"SELECT DISTINCT {', '.join(ident(c.name) for c in pipeline.columns)} FROM {source}"
+        return f"SELECT DISTINCT {', '.join(ident(c) for c in names)} FROM {source}"
     if not rest:
         return f"SELECT DISTINCT {', '.join(keys)} FROM {source}"
     packed = ", ".join(f"{ident(c)} := {ident(c)}" for c in rest)

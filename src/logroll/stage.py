@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import faults
+from . import detect, faults, passthrough
 from .engines.duckdb_engine import DuckDBEngine
 from .pipelines.base import Pipeline
 
@@ -41,13 +41,13 @@ def file_key(uri: str, version: str) -> str:
     return hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:20]
 
 
-def read_header(path: Path) -> list[str] | None:
+def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
     """The header row's names (BOM and quotes handled), or None for an empty file."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         head = fh.read(1 << 20)
     if not head.strip():
         return None
-    first = next(csv.reader(io.StringIO(head)), [])
+    first = next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
     return [name.strip() for name in first]
 
 
@@ -74,7 +74,7 @@ def check_header(header: list[str], pipeline: Pipeline) -> list[str]:
     return resolved
 
 
-def _records(path: Path) -> Iterator[tuple[int, list[str], str]]:
+def _records(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str], str]]:
     """(line, fields, raw text) per CSV record, numbered the way DuckDB numbers them:
     the header is line 1, a blank line counts as one, a quoted multi-line record as one."""
     consumed: list[str] = []
@@ -85,18 +85,20 @@ def _records(path: Path) -> Iterator[tuple[int, list[str], str]]:
                 consumed.append(line)
                 yield line
 
-    for number, fields in enumerate(csv.reader(lines()), start=1):
+    for number, fields in enumerate(csv.reader(lines(), delimiter=delimiter), start=1):
         raw = "".join(consumed).rstrip("\r\n")
         consumed.clear()
         yield number, fields, raw
 
 
-def locate(path: Path, ordinals: list[int], skip_lines: set[int]) -> dict[int, tuple[int, str]]:
+def locate(
+    path: Path, ordinals: list[int], skip_lines: set[int], delimiter: str = ","
+) -> dict[int, tuple[int, str]]:
     """Line and raw text of the parsed rows numbered `ordinals` (1-based, in file order)."""
     wanted = set(ordinals)
     found: dict[int, tuple[int, str]] = {}
     ordinal = 0
-    for number, fields, raw in _records(path):
+    for number, fields, raw in _records(path, delimiter):
         if number == 1 or not fields or number in skip_lines:
             continue
         ordinal += 1
@@ -117,10 +119,19 @@ def stage_csv(
     quarantine_root: Path,
     quarantine_name: str,
 ) -> Staged:
-    header = read_header(path)
+    header = read_header(path, pipeline.delimiter)
     if header is None:
         return Staged(0, 0, 0)
-    header = check_header(header, pipeline)
+    detected, problem = detect.resolve(path, header, pipeline)
+    if problem:
+        raise FileRejected(problem)
+    if detected is None:  # a header and no data row: nothing to detect, nothing to stage
+        return Staged(0, 0, 0)
+    header = check_header(detected, pipeline)
+    if pipeline.passthrough:
+        problem = passthrough.header_problem(header, pipeline)
+        if problem:
+            raise FileRejected(problem)
     part_dir = staged_root / file_key(source_uri, version)
     result = engine.stage_csv(path, header, pipeline, part_dir)
     faults.point("stage.parts_written")
@@ -128,7 +139,7 @@ def stage_csv(
     rows = []
     if semantic.num_rows:
         ords = semantic["__ord"].to_pylist()
-        where = locate(path, ords, set(structural["line"].to_pylist()))
+        where = locate(path, ords, set(structural["line"].to_pylist()), pipeline.delimiter)
         for o, reason in zip(ords, semantic["reason"].to_pylist(), strict=True):
             line, raw = where.get(o, (None, ""))
             rows.append((line, reason, raw))

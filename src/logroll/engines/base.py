@@ -26,6 +26,8 @@ class BuildOutcome:
     rows_unique: int
     # output name -> (finished local file, rows)
     outputs: dict[str, tuple[Path, int]]
+    # things the user should know that did not stop the build (e.g. differing column sets)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Engine(Protocol):

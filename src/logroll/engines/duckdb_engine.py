@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .. import passthrough as passthrough_mod
 from .. import sql
 from ..pipelines.base import Pipeline
 from .base import BuildOutcome
@@ -58,10 +59,21 @@ class DuckDBEngine:
         positions = {name: i for i, name in enumerate(header)}
         columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
         raw = {c.name: f"c{positions[c.header]}" for c in pipeline.columns if c.header in positions}
+        declared = {c.header: c.name for c in pipeline.columns}
+        passthrough = (
+            {h: f"c{i}" for i, h in enumerate(header) if h not in declared} if pipeline.passthrough else {}
+        )
+        order = None
+        if pipeline.passthrough:
+            # Parts keep the file's column order (declared columns in their header's place):
+            # the output's column order is made from it.
+            order = [declared.get(h, h) for h in header if h in declared or h in passthrough]
+            order += [c.name for c in pipeline.columns if c.name not in order]
         # One file per read with its dialect spelled out: a glob of files with different dialects
         # can be mis-sniffed silently.
         reader = (
-            f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, delim=',', quote='\"', "
+            f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, "
+            f"delim={sql.literal(pipeline.delimiter)}, quote='\"', "
             f"escape='\"', columns={columns}, store_rejects=true, rejects_table='{rejects}', "
             f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, encoding='utf-8')"
         )
@@ -69,7 +81,11 @@ class DuckDBEngine:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __checked AS "
             + sql.checked_select(
-                pipeline, raw, f"(SELECT row_number() OVER () AS __rn, * FROM {reader})", "__rn"
+                pipeline,
+                raw,
+                f"(SELECT row_number() OVER () AS __rn, * FROM {reader})",
+                "__rn",
+                passthrough,
             )
         )
         structural = con.sql(
@@ -92,7 +108,7 @@ class DuckDBEngine:
         semantic = con.sql(
             "SELECT __ord, __reason AS reason FROM __checked WHERE __reason IS NOT NULL ORDER BY __ord"
         ).to_arrow_table()
-        parts = self._write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir)
+        parts = self._write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir, order)
         con.execute("DROP TABLE __checked")
         return StagedFile(sum(r for r, _ in parts.values()), parts, structural, semantic)
 
@@ -104,10 +120,12 @@ class DuckDBEngine:
         finally:
             self.con.unregister("__rows")
 
-    def _write_parts(self, pipeline: Pipeline, source: str, part_dir: Path) -> dict[str, tuple[int, str]]:
+    def _write_parts(
+        self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
         if part_dir.exists():
             shutil.rmtree(part_dir)  # leftovers of a run that died before its commit
-        cols = ", ".join(sql.ident(c.name) for c in pipeline.columns)
+        cols = ", ".join(sql.ident(c) for c in (columns or [c.name for c in pipeline.columns]))
         et = sql.ident(pipeline.event_time)
         counts = self.con.execute(
             f"SELECT strftime(CAST({et} AS DATE), '%Y-%m-%d') AS d, count(*) FROM {source} GROUP BY 1 ORDER BY 1"
@@ -125,7 +143,21 @@ class DuckDBEngine:
     def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
         con = self.con
         out_dir.mkdir(parents=True, exist_ok=True)
-        if part_globs:
+        columns: list[str] | None = None
+        warnings: list[str] = []
+        if part_globs and pipeline.passthrough:
+            files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
+            columns, partial = passthrough_mod.union_columns(passthrough_mod.part_columns(part_globs))
+            if partial:
+                warnings.append(
+                    f"{day}: input files have different columns; wrote their union, empty where a file "
+                    f"lacks {', '.join(partial)}"
+                )
+            picked = ", ".join(f"{sql.ident(c)} AS {sql.ident(c)}" for c in columns)
+            source = (
+                f"(SELECT {picked} FROM read_parquet({files}, union_by_name=true, hive_partitioning=false))"
+            )
+        elif part_globs:
             files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
             source = f"read_parquet({files})"
         else:  # a day whose every file was retracted: empty, but with the declared types
@@ -135,10 +167,17 @@ class DuckDBEngine:
                 + " WHERE false)"
             )
         rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source, columns)}")
         rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
         outputs: dict[str, tuple[Path, int]] = {}
         for out in pipeline.outputs:
+            names = [n.lower() for n in con.sql(out.sql).columns]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:  # DuckDB would silently rename the second one
+                raise ValueError(
+                    f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
+                    "rename the input column(s) or change the output's SQL"
+                )
             con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {out.sql}")
             ncols = len(con.execute("SELECT * FROM __out LIMIT 0").description)
             target = out_dir / f"{out.name}.{out.format}"
@@ -149,4 +188,4 @@ class DuckDBEngine:
             outputs[out.name] = (target, con.execute("SELECT count(*) FROM __out").fetchone()[0])
             con.execute("DROP TABLE __out")
         con.execute("DROP TABLE rows")
-        return BuildOutcome(int(rows_in), int(rows_unique), outputs)
+        return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)

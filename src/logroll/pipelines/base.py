@@ -28,6 +28,9 @@ TYPES: dict[str, str] = {
 }
 
 DEFAULT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S",)
+INPUT_FORMATS = ("csv", "jsonl")
+# A layout must name the year, the month and the day, or two days would share a folder.
+_LAYOUT_PARTS = (("%Y", "%y", "%G"), ("%m", "%b", "%B", "%j"), ("%d", "%j"))
 _SAFE_PARAM = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -40,6 +43,9 @@ class Column:
     required: bool = True
     formats: tuple[str, ...] = ()
     source: str | None = None
+    # When no header matches, use the one column whose sampled values all parse as this type
+    # (e.g. consolidate's timestamp, whose name differs from one log source to the next).
+    detect: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -99,8 +105,21 @@ class Pipeline:
     layout: str = "%Y/%m/%d"
     params: Mapping[str, str] = field(default_factory=dict)
     version: str = "1"
+    # Stage every other header column too, as text under its header name, for pipelines whose
+    # columns are not known in advance (consolidate); `rows` then holds the union of them.
+    passthrough: bool = False
+    delimiter: str = ","
 
     def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ConfigError(
+                f"pipeline {self.name!r}: unknown input format {self.input_format!r}; use csv or jsonl"
+            )
+        if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
+            raise ConfigError(
+                f"pipeline {self.name!r}: delimiter must be one character, not a quote or newline"
+            )
+        check_layout(self.layout)
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ConfigError(f"pipeline {self.name!r}: duplicate column names")
@@ -135,6 +154,39 @@ class Pipeline:
             merged[key] = value
         return Pipeline(**{**self.__dict__, "params": merged})
 
+    def with_layout(self, layout: str | None) -> Pipeline:
+        """A copy reading date folders named by the strftime pattern `layout`."""
+        if not layout:
+            return self
+        check_layout(layout)
+        return Pipeline(**{**self.__dict__, "layout": layout})
+
+    def with_event_time_source(self, header: str | None) -> Pipeline:
+        """A copy whose event-time column is read from the header `header` (no detection)."""
+        if not header:
+            return self
+        if not header.strip():
+            raise UsageError("--timestamp-column must not be empty")
+        columns = tuple(
+            Column(**{**c.__dict__, "source": header.strip(), "detect": False})
+            if c.name == self.event_time
+            else c
+            for c in self.columns
+        )
+        return Pipeline(**{**self.__dict__, "columns": columns})
+
+    def stage_signature(self) -> str:
+        """Changes whenever what staging makes of a file changes, so staged files are re-staged."""
+        body = {
+            "columns": [_nondefault(c) for c in self.columns],
+            "event_time": self.event_time,
+            "key": list(self.key),
+            "input_format": self.input_format,
+            "passthrough": self.passthrough,
+            "delimiter": self.delimiter,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
     def template_fields(self) -> set[str]:
         return {f for o in self.outputs for _, f, _, _ in string.Formatter().parse(o.path) if f}
 
@@ -143,10 +195,37 @@ class Pipeline:
         body = {
             "name": self.name,
             "version": self.version,
-            "columns": [asdict(c) for c in self.columns],
+            "columns": [_nondefault(c) for c in self.columns],
             "event_time": self.event_time,
             "key": list(self.key),
             "outputs": [asdict(o) for o in self.outputs],
             "params": dict(sorted(self.params.items())),
         }
+        if self.passthrough:  # only when set, so older declarations keep their signature
+            body["passthrough"] = True
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _nondefault(col: Column) -> dict[str, object]:
+    """A column as a dict without the fields added later at their defaults (stable signatures)."""
+    d = asdict(col)
+    if not d["detect"]:
+        del d["detect"]
+    return d
+
+
+def check_layout(layout: str) -> None:
+    """A date-folder pattern must name year, month and day and stay below the source root."""
+    try:
+        sample = dt.date(2021, 1, 30).strftime(layout)
+    except ValueError as exc:
+        raise UsageError(f"layout {layout!r} is not a strftime pattern ({exc})") from None
+    missing = [parts[0] for parts in _LAYOUT_PARTS if not any(p in layout for p in parts)]
+    if missing:
+        raise UsageError(
+            f"layout {layout!r} lacks {', '.join(missing)}: a date folder must name year, month and day"
+            " (e.g. %Y/%m/%d or %m-%d-%Y)"
+        )
+    norm = posixpath.normpath(sample)
+    if sample.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in sample:
+        raise UsageError(f"layout {layout!r}: date folders must be relative to the source")
