@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +20,20 @@ from typing import Any
 from . import build as build_mod
 from . import discover, faults
 from .catalog import Catalog, redact_url
+from .catalog.lock import RunLock
 from .dates import day_range, parse_date
-from .engines import make_engine
 from .errors import NoInputError, UsageError
+from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
+from .workers import EnginePool
 
 log = logging.getLogger("logroll")
+
+# Parallel workers add to one run report.
+_REPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -87,12 +93,19 @@ def run(
     threads: int | None = None,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    parallel: int = 1,
+    wait: float = 0.0,
+    on_event: EventCallback | None = None,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
     With `date` (and optionally `to`), stage the folders of those days plus `lateness` days
     either side and build those days; with no date, stage everything new and build every
     dirty day. Returns the run report; raises LogrollError subclasses on bad usage.
+
+    `parallel` engines stage files and build days at once, sharing `memory_limit`. Only one run
+    per pipeline and state runs at a time: another one waits up to `wait` seconds, then raises
+    LockedError. `on_event(RunEvent)` is called at each step (progress bars).
     """
     started = time.monotonic()
     pipe = resolve(pipeline, initials=initials)
@@ -108,17 +121,73 @@ def run(
     src.require_root("source")
     ws = open_workspace(dest, state, work_dir, storage_options)
     catalog = Catalog(ws.state)
+    lock = RunLock(catalog, pipe.name, wait=wait)
+    try:
+        lock.acquire()
+        report = _run_locked(
+            pipe,
+            src,
+            ws,
+            catalog,
+            start,
+            end,
+            requested,
+            lateness,
+            force,
+            engine,
+            memory_limit,
+            threads,
+            parallel,
+            on_event,
+            started,
+        )
+    finally:
+        lock.release()
+        catalog.close()
+    if report.days_missing and not (report.files_staged or report.partitions_built):
+        where = ", ".join(
+            join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing
+        )
+        raise NoInputError(
+            f"no input files for {', '.join(report.days_missing)} (looked in {where}) and nothing staged for "
+            f"{'it' if len(report.days_missing) == 1 else 'them'}: check the date and --source"
+        )
+    return report
+
+
+def _run_locked(
+    pipe: Pipeline,
+    src: Storage,
+    ws: Workspace,
+    catalog: Catalog,
+    start: dt.date | None,
+    end: dt.date | None,
+    requested: list[str] | None,
+    lateness: int,
+    force: bool,
+    engine: str,
+    memory_limit: str,
+    threads: int | None,
+    parallel: int,
+    on_event: EventCallback | None,
+    started: float,
+) -> RunReport:
+    """The run itself, while this process holds the pipeline's lock."""
     report = RunReport(pipeline=pipe.name, engine=engine, state=redact_url(ws.state))
     report.run_id = run_id = catalog.start_run(pipe.name)
+    emit = Emitter(pipe.name, run_id, on_event)
     faults.point("run.started")
-    eng = make_engine(engine, ws.work_dir, memory_limit=memory_limit, threads=threads)
+    pool = EnginePool(engine, ws.work_dir, memory_limit=memory_limit, threads=threads, size=parallel)
     try:
         folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
         listed = discover.list_sources(src, pipe, folders)
         report.files_seen = len(listed)
         known = catalog.files(pipe.name)
-        for f in discover.to_stage(listed, known, force):
-            _stage_one(eng, catalog, src, ws, pipe, f, run_id, report)
+        todo = discover.to_stage(listed, known, force)
+        emit.phase(
+            "stage", len(todo), f"{pipe.name}: run {run_id}: {len(todo)} of {len(listed)} files to stage"
+        )
+        pool.each(todo, lambda eng, f: _stage_one(eng, catalog, src, ws, pipe, f, run_id, report, emit))
 
         all_parts = catalog.parts(pipe.name)
         built = catalog.partitions(pipe.name)
@@ -132,36 +201,58 @@ def run(
                     row["fingerprint"] = None
         targets = build_mod.days_to_build(pipe, all_parts, built, requested, force)
         tmp_root = ws.work_dir / "tmp" / f"run-{run_id}"
-        for day in targets:
+        emit.phase("build", len(targets), f"{pipe.name}: run {run_id}: {len(targets)} days to build")
+
+        def build_one(eng: Any, day: str) -> None:
             try:
                 res = build_mod.build_day(
                     eng, catalog, ws.dest, pipe, day, all_parts.get(day, []), built.get(day), tmp_root, run_id
                 )
             except Exception as exc:  # one bad day never stops the others
-                log.error("day %s failed: %s", day, exc)
+                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 catalog.record_partition_failed(pipe.name, day, str(exc), run_id)
-                report.partitions_failed.append({"day": day, "error": str(exc).splitlines()[0]})
-                continue
-            log.info(
-                "built %s: %d rows in, %d unique, %d out", day, res.rows_in, res.rows_unique, res.rows_out
+                with _REPORT_LOCK:
+                    report.partitions_failed.append({"day": day, "error": error})
+                emit.emit(
+                    "day_failed",
+                    f"day {day} failed: {error}",
+                    level=logging.ERROR,
+                    phase="build",
+                    day=day,
+                    error=error,
+                )
+                return
+            counts = {
+                "rows_in": res.rows_in,
+                "rows_unique": res.rows_unique,
+                "duplicates": res.duplicates,
+                "rows_out": res.rows_out,
+            }
+            with _REPORT_LOCK:
+                report.partitions_built.append(day)
+                report.partitions.append({"day": day, **counts})
+                report.rows_in += res.rows_in
+                report.rows_unique += res.rows_unique
+                report.duplicates += res.duplicates
+                report.rows_out += res.rows_out
+                for rel in res.outputs:
+                    report.outputs.append(join(ws.dest.url, rel))
+                report.outputs_written.extend(join(ws.dest.url, rel) for rel in res.written)
+            emit.emit(
+                "day_built",
+                f"built {day}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, {res.rows_out:,} out",
+                phase="build",
+                day=day,
+                counts=counts,
             )
-            report.partitions_built.append(day)
-            report.partitions.append(
-                {
-                    "day": day,
-                    "rows_in": res.rows_in,
-                    "rows_unique": res.rows_unique,
-                    "duplicates": res.duplicates,
-                    "rows_out": res.rows_out,
-                }
-            )
-            report.rows_in += res.rows_in
-            report.rows_unique += res.rows_unique
-            report.duplicates += res.duplicates
-            report.rows_out += res.rows_out
-            for rel in res.outputs:
-                report.outputs.append(join(ws.dest.url, rel))
-            report.outputs_written.extend(join(ws.dest.url, rel) for rel in res.written)
+
+        pool.each(targets, build_one)
+        # Workers finish in any order; the report lists days in order either way.
+        report.partitions_built.sort()
+        report.partitions.sort(key=lambda p: p["day"])
+        report.partitions_failed.sort(key=lambda p: p["day"])
+        report.outputs.sort()
+        report.outputs_written.sort()
         shutil.rmtree(tmp_root, ignore_errors=True)
         faults.point("run.before_gc")
         _collect_garbage(catalog, ws, pipe)
@@ -169,21 +260,31 @@ def run(
         catalog.finish_run(run_id, "crashed", report.to_dict())
         raise
     finally:
-        eng.close()
+        pool.close()
     failed = report.files_rejected or report.files_failed or report.partitions_failed or report.days_missing
     report.status = "failed" if failed else "ok"
     report.seconds = round(time.monotonic() - started, 3)
     faults.point("run.before_finish")
     catalog.finish_run(run_id, report.status, report.to_dict())
-    catalog.close()
-    if report.days_missing and not (report.files_staged or report.partitions_built):
-        where = ", ".join(
-            join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing
-        )
-        raise NoInputError(
-            f"no input files for {', '.join(report.days_missing)} (looked in {where}) and nothing staged for "
-            f"{'it' if len(report.days_missing) == 1 else 'them'}: check the date and --source"
-        )
+    emit.emit(
+        "run_finished",
+        f"{pipe.name}: run {run_id} {report.status} in {report.seconds:.1f}s",
+        level=logging.INFO if report.status == "ok" else logging.WARNING,
+        counts={
+            "files_staged": report.files_staged,
+            "files_rejected": len(report.files_rejected),
+            "files_failed": len(report.files_failed),
+            "rows_read": report.rows_read,
+            "rows_valid": report.rows_valid,
+            "rows_rejected": report.rows_rejected,
+            "days_built": len(report.partitions_built),
+            "days_failed": len(report.partitions_failed),
+            "rows_in": report.rows_in,
+            "rows_unique": report.rows_unique,
+            "duplicates": report.duplicates,
+            "rows_out": report.rows_out,
+        },
+    )
     return report
 
 
@@ -212,6 +313,7 @@ def _stage_one(
     f: FileVersion,
     run_id: int,
     report: RunReport,
+    emit: Emitter,
 ) -> None:
     rel = _relative(src, f.uri)
     qroot = ws.quarantine_root / pipe.name
@@ -227,15 +329,26 @@ def _stage_one(
             pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q
         )
         _remove_parts(old)
-        log.error("rejected %s: %s", f.uri, exc)
-        report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
-        report.quarantine.append(q)
+        with _REPORT_LOCK:
+            report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
+            report.quarantine.append(q)
+        emit.emit(
+            "file_rejected",
+            f"rejected {f.uri}: {exc}",
+            level=logging.ERROR,
+            phase="stage",
+            uri=f.uri,
+            error=str(exc),
+        )
         return
     except Exception as exc:  # unreadable now; retried next run
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "failed", msg, run_id)
-        log.error("failed %s: %s", f.uri, msg)
-        report.files_failed.append({"uri": f.uri, "error": msg})
+        with _REPORT_LOCK:
+            report.files_failed.append({"uri": f.uri, "error": msg})
+        emit.emit(
+            "file_failed", f"failed {f.uri}: {msg}", level=logging.ERROR, phase="stage", uri=f.uri, error=msg
+        )
         return
     counts = dict(
         rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
@@ -246,13 +359,20 @@ def _stage_one(
     )
     faults.point("stage.committed")
     _remove_parts(old)
-    log.info("staged %s: %d rows, %d rejected", f.uri, staged.rows_read, staged.rows_rejected)
-    report.files_staged += 1
-    report.rows_read += staged.rows_read
-    report.rows_valid += staged.rows_valid
-    report.rows_rejected += staged.rows_rejected
-    if staged.quarantine:
-        report.quarantine.append(staged.quarantine)
+    with _REPORT_LOCK:
+        report.files_staged += 1
+        report.rows_read += staged.rows_read
+        report.rows_valid += staged.rows_valid
+        report.rows_rejected += staged.rows_rejected
+        if staged.quarantine:
+            report.quarantine.append(staged.quarantine)
+    emit.emit(
+        "file_staged",
+        f"staged {f.uri}: {staged.rows_read:,} rows, {staged.rows_rejected:,} rejected",
+        phase="stage",
+        uri=f.uri,
+        counts=counts,
+    )
 
 
 def _remove_parts(globs: list[str]) -> None:

@@ -6,10 +6,10 @@ Library errors (LogrollError) become one line on stderr and the exit code they c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -25,9 +25,18 @@ app = typer.Typer(
 )
 
 Source = Annotated[
-    str, typer.Option("--source", "-s", help="Folder or URL of the raw files.", envvar="LOGROLL_SOURCE")
+    str,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Folder or URL of the raw files.",
+        envvar="LOGROLL_SOURCE",
+    ),
 ]
-Dest = Annotated[str, typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST")]
+Dest = Annotated[
+    str,
+    typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST"),
+]
 State = Annotated[
     str | None,
     typer.Option(
@@ -39,27 +48,55 @@ State = Annotated[
 WorkDir = Annotated[
     str | None,
     typer.Option(
-        "--work-dir", help="Local folder for staged parts and spill files.", envvar="LOGROLL_WORK_DIR"
+        "--work-dir",
+        help="Local folder for staged parts and spill files.",
+        envvar="LOGROLL_WORK_DIR",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
 
 
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler: logging.Handler
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="If another run of this pipeline holds the state, wait up to this many seconds "
+        "[default: exit 1 at once].",
+        envvar="LOGROLL_WAIT",
+    ),
+]
+LogFormat = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        help="text: lines for people (a progress bar on a terminal); json: one JSON object per line.",
+        envvar="LOGROLL_LOG_FORMAT",
+    ),
+]
 
-        handler = RichHandler(show_path=False, show_time=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    root = logging.getLogger("logroll")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+_LOG_LEVEL = [logging.INFO]
+
+
+def _setup_logging(verbose: bool, quiet: bool, fmt: str = "text") -> Any:
+    from . import logs
+
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    _LOG_LEVEL[0] = level
+    return logs.setup(fmt, level)
+
+
+def _command_logging(fmt: str, bar: bool = False) -> Any:
+    """Logs as the command's --log-format asks; with `bar`, a progress callback on a terminal."""
+    from . import logs
+
+    console = _call(logs.setup, fmt, _LOG_LEVEL[0])
+    if not bar or console is None or _LOG_LEVEL[0] > logging.INFO:
+        return None
+    from .progress import RunProgress
+
+    for handler in logging.getLogger("logroll").handlers:
+        handler.addFilter(logs.HideProgressLines())
+    return RunProgress(console)
 
 
 def _fail(exc: BaseException) -> None:
@@ -110,12 +147,14 @@ def run(
     to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
     state: State = None,
     initials: Annotated[
-        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
+        str | None,
+        typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS"),
     ] = None,
     lateness: Annotated[
         int,
         typer.Option(
-            "--lateness", help="Days either side whose folders may hold rows for the requested days."
+            "--lateness",
+            help="Days either side whose folders may hold rows for the requested days.",
         ),
     ] = 1,
     force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
@@ -131,28 +170,44 @@ def run(
         ),
     ] = "2GB",
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
+        int | None,
+        typer.Option("--threads", help="Engine threads [default: all cores]."),
     ] = None,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel",
+            help="Stage files and build days this many at once; they share --memory-limit and --threads.",
+            envvar="LOGROLL_PARALLEL",
+        ),
+    ] = 1,
+    wait: Wait = 0.0,
+    log_format: LogFormat = "text",
     work_dir: WorkDir = None,
     as_json: Json = False,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
-    report = _call(
-        api.run,
-        pipeline,
-        date,
-        source=source,
-        dest=dest,
-        to=to,
-        state=state,
-        initials=initials,
-        lateness=lateness,
-        force=force,
-        engine=engine,
-        memory_limit=memory_limit,
-        threads=threads,
-        work_dir=work_dir,
-    )
+    progress = _command_logging(log_format, bar=True)
+    with progress or contextlib.nullcontext():
+        report = _call(
+            api.run,
+            pipeline,
+            date,
+            source=source,
+            dest=dest,
+            to=to,
+            state=state,
+            initials=initials,
+            lateness=lateness,
+            force=force,
+            engine=engine,
+            memory_limit=memory_limit,
+            threads=threads,
+            work_dir=work_dir,
+            parallel=parallel,
+            wait=wait,
+            on_event=progress,
+        )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
@@ -166,7 +221,8 @@ def status(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
     dest: Dest = ...,  # type: ignore[assignment]
     source: Annotated[
-        str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
+        str | None,
+        typer.Option("--source", "-s", help="Accepted for symmetry with run."),
     ] = None,
     state: State = None,
     work_dir: WorkDir = None,
@@ -185,7 +241,13 @@ def status(
     for col in ("day", "status", "rows in", "rows out", "built at"):
         table.add_column(col)
     for d in info["days"]:
-        table.add_row(d["day"], d["status"], str(d["rows_in"] or ""), str(d["rows_out"] or ""), d["built_at"])
+        table.add_row(
+            d["day"],
+            d["status"],
+            str(d["rows_in"] or ""),
+            str(d["rows_out"] or ""),
+            d["built_at"],
+        )
     console.print(table)
     files = info["files"]
     console.print(
@@ -219,7 +281,14 @@ def demo(
                 f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"
             )
         )
-    files = _call(gen, directory, days=days, rows=rows, start=_call(parse_date, start).isoformat(), seed=seed)
+    files = _call(
+        gen,
+        directory,
+        days=days,
+        rows=rows,
+        start=_call(parse_date, start).isoformat(),
+        seed=seed,
+    )
     typer.echo(f"wrote {len(files)} files under {directory}")
 
 
