@@ -29,10 +29,58 @@ def typed_expr(col: Column, raw: str) -> str:
         return f"TRY_CAST({v} AS DOUBLE)"
     if col.type == "boolean":
         return f"TRY_CAST({v} AS BOOLEAN)"
-    fmts = "[" + ", ".join(literal(f) for f in col.time_formats) + "]"
+    parsed = []
+    for fmt in col.time_formats:
+        one = f"try_strptime({v}, {literal(fmt)})"
+        pattern = strict_time_pattern(fmt)
+        # DuckDB's strptime takes "30/01/21" for year 21 under %Y: the pattern keeps the widths.
+        guarded = f"CASE WHEN regexp_full_match({v}, {literal(pattern)}) THEN {one} END"
+        parsed.append(guarded if pattern else one)
+    first = parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
     if col.type == "timestamp":
-        return f"try_strptime({v}, {fmts})"
-    return f"CAST(try_strptime({v}, {fmts}) AS DATE)"
+        return first
+    return f"CAST({first} AS DATE)"
+
+
+# strftime directives and the text each may match; a format using any other directive is
+# parsed by strptime alone.
+_TIME_FIELDS = {
+    "Y": "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})",  # 0001-9999
+    "y": "[0-9]{2}",
+    "m": "[0-9]{1,2}",
+    "d": "[0-9]{1,2}",
+    "H": "[0-9]{1,2}",
+    "I": "[0-9]{1,2}",
+    "M": "[0-9]{1,2}",
+    "S": "[0-9]{1,2}",
+    "j": "[0-9]{1,3}",
+    "f": "[0-9]{1,6}",
+    "p": "(?:[AaPp][Mm])",
+    "%": "%",
+}
+
+
+def strict_time_pattern(fmt: str) -> str | None:
+    """A regular expression for the whole text a strftime format accepts, or None when the
+    format uses a directive without one. Digits are ASCII, %Y is four digits, a space is any
+    run of spaces or tabs."""
+    out = []
+    i = 0
+    while i < len(fmt):
+        ch = fmt[i]
+        if ch == "%":
+            field = _TIME_FIELDS.get(fmt[i + 1 : i + 2])
+            if field is None:
+                return None
+            out.append(field)
+            i += 2
+            continue
+        if ch == " ":
+            out.append("[ \t]+")
+        else:
+            out.append(f"[{ch}]" if ch.isalnum() or ch in "-/:.," else "\\" + ch)
+        i += 1
+    return "".join(out)
 
 
 def _expected(col: Column) -> str:
@@ -41,8 +89,10 @@ def _expected(col: Column) -> str:
     return {"integer": "an integer", "float": "a number", "boolean": "true or false"}.get(col.type, col.type)
 
 
-def reason_expr(pipeline: Pipeline, raw: dict[str, str]) -> str:
-    """First reason a row is invalid, or NULL. `raw` maps present columns to their text expression."""
+def reason_expr(pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] | None = None) -> str:
+    """First reason a row is invalid, or NULL. `raw` maps present columns to their text expression;
+    `typed`, when given, maps them to their already typed value, and the pipeline's checks are
+    added (their conditions name the typed columns, so the caller's SELECT must provide them)."""
     whens = []
     for col in pipeline.columns:
         if col.name not in raw:
@@ -53,10 +103,13 @@ def reason_expr(pipeline: Pipeline, raw: dict[str, str]) -> str:
             whens.append(f"WHEN nullif(trim({r}), '') IS NULL THEN {literal('missing ' + col.name)}")
         if col.type != "string":
             msg = f"bad {col.name}: expected {_expected(col)}, got "
+            value = typed[col.name] if typed is not None else f"({typed_expr(col, r)})"
             whens.append(
-                f"WHEN nullif(trim({r}), '') IS NOT NULL AND ({typed_expr(col, r)}) IS NULL "
+                f"WHEN nullif(trim({r}), '') IS NOT NULL AND {value} IS NULL "
                 f"THEN {literal(msg)} || {literal(chr(39))} || left({r}, 80) || {literal(chr(39))}"
             )
+    if typed is not None:
+        whens.extend(f"WHEN NOT ({cond}) THEN {literal(reason)}" for cond, reason in pipeline.checks)
     return "CASE " + " ".join(whens) + " END" if whens else "CAST(NULL AS VARCHAR)"
 
 
@@ -68,16 +121,24 @@ def checked_select(
     passthrough: dict[str, str] | None = None,
 ) -> str:
     """SELECT of ordinal, typed declared columns, `passthrough` columns (name -> raw text
-    expression, kept as text) and __reason from `source`."""
-    cols = [f"{ordinal} AS __ord"]
-    for col in pipeline.columns:
+    expression, kept as text) and __reason from `source`.
+
+    Two levels: the inner one types each column once and keeps its text beside it; the outer one
+    gives the reason, where the pipeline's checks can name the typed columns."""
+    inner = [f"{ordinal} AS __ord"]
+    raw_refs: dict[str, str] = {}
+    for i, col in enumerate(pipeline.columns):
         if col.name in raw:
-            cols.append(f"{typed_expr(col, raw[col.name])} AS {ident(col.name)}")
+            inner.append(f"{typed_expr(col, raw[col.name])} AS {ident(col.name)}")
+            inner.append(f"{raw[col.name]} AS __raw{i}")
+            raw_refs[col.name] = f"__raw{i}"
         else:
-            cols.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
-    cols.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
-    cols.append(f"{reason_expr(pipeline, raw)} AS __reason")
-    return f"SELECT {', '.join(cols)} FROM {source}"
+            inner.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
+    inner.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
+    typed = {name: ident(name) for name in raw_refs}
+    outer = ["__ord", *(ident(c.name) for c in pipeline.columns), *(ident(n) for n in (passthrough or {}))]
+    outer.append(f"{reason_expr(pipeline, raw_refs, typed)} AS __reason")
+    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
 
 
 def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = None) -> str:

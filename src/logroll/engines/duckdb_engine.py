@@ -44,6 +44,8 @@ class DuckDBEngine:
         spill = self.work_dir / "spill"
         spill.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+        # DuckDB draws a progress bar on stdout after 2 s, which breaks `--json`.
+        self.con.execute("SET enable_progress_bar = false")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET preserve_insertion_order = true")
@@ -118,6 +120,14 @@ class DuckDBEngine:
         try:
             return self._write_parts(pipeline, "__rows", part_dir)
         finally:
+    def stage_jsonl(
+        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+    ) -> Any:
+        """Stage a JSON-lines file (see engines/duckdb_jsonl.py): a StagedJsonl."""
+        from .duckdb_jsonl import stage_jsonl
+
+        return stage_jsonl(self, path, source_uri, pipeline, part_dir, quarantine_file)
+
             self.con.unregister("__rows")
 
     def _write_parts(

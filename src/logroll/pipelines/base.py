@@ -29,6 +29,7 @@ TYPES: dict[str, str] = {
 
 DEFAULT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S",)
 INPUT_FORMATS = ("csv", "jsonl")
+OUTPUT_FORMATS = ("csv", "parquet")
 # A layout must name the year, the month and the day, or two days would share a folder.
 _LAYOUT_PARTS = (("%Y", "%y", "%G"), ("%m", "%b", "%B", "%j"), ("%d", "%j"))
 _SAFE_PARAM = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -77,6 +78,11 @@ class Output:
     path: str
     format: str = "csv"
     order_by: tuple[str, ...] = ()
+    # The output column holding each row's event time as text in `time_format` (fixed width,
+    # most significant field first, e.g. "%Y%m%d%H"), so a database sink can replace one day's
+    # or one hour's rows of the table with a range on that column.
+    time_column: str | None = None
+    time_format: str | None = None
 
     def render_path(self, day: dt.date, params: Mapping[str, str]) -> str:
         """The output's path relative to the destination; never escapes it."""
@@ -109,6 +115,9 @@ class Pipeline:
     # columns are not known in advance (consolidate); `rows` then holds the union of them.
     passthrough: bool = False
     delimiter: str = ","
+    # Rules beyond types: (SQL condition over the typed columns, reason). A row for which the
+    # condition is false is quarantined with the reason; NULL passes, as in a SQL CHECK.
+    checks: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_format not in INPUT_FORMATS:
@@ -154,6 +163,19 @@ class Pipeline:
             merged[key] = value
         return Pipeline(**{**self.__dict__, "params": merged})
 
+    def with_format(self, fmt: str | None) -> Pipeline:
+        """A copy writing every output as `fmt` (csv or parquet), with the file suffix to match."""
+        if not fmt:
+            return self
+        if fmt not in OUTPUT_FORMATS:
+            raise UsageError(f"--format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+        outputs = []
+        for o in self.outputs:
+            stem, dot, suffix = o.path.rpartition(".")
+            path = f"{stem}.{fmt}" if dot and suffix in OUTPUT_FORMATS else f"{o.path}.{fmt}"
+            outputs.append(Output(**{**o.__dict__, "format": fmt, "path": path}))
+        return Pipeline(**{**self.__dict__, "outputs": tuple(outputs)})
+
     def with_layout(self, layout: str | None) -> Pipeline:
         """A copy reading date folders named by the strftime pattern `layout`."""
         if not layout:
@@ -184,6 +206,7 @@ class Pipeline:
             "input_format": self.input_format,
             "passthrough": self.passthrough,
             "delimiter": self.delimiter,
+            **({"checks": [list(c) for c in self.checks]} if self.checks else {}),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -198,12 +221,23 @@ class Pipeline:
             "columns": [_nondefault(c) for c in self.columns],
             "event_time": self.event_time,
             "key": list(self.key),
-            "outputs": [asdict(o) for o in self.outputs],
+            "outputs": [_nondefault_output(o) for o in self.outputs],
             "params": dict(sorted(self.params.items())),
         }
+        if self.checks:
+            body["checks"] = [list(c) for c in self.checks]
         if self.passthrough:  # only when set, so older declarations keep their signature
             body["passthrough"] = True
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _nondefault_output(out: Output) -> dict[str, object]:
+    """An output as a dict without the fields added later at their defaults (stable signatures)."""
+    d = asdict(out)
+    for name in ("time_column", "time_format"):
+        if d[name] is None:
+            del d[name]
+    return d
 
 
 def _nondefault(col: Column) -> dict[str, object]:
