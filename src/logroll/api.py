@@ -26,6 +26,7 @@ from .errors import NoInputError, UsageError
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
+from .jsonl import stage_jsonl
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .workers import EnginePool
@@ -319,7 +320,8 @@ def _stage_one(
     qroot = ws.quarantine_root / pipe.name
     try:
         with src.local_copy(f.uri, ws.work_dir / "spool") as path:
-            staged: Staged = stage_csv(
+            stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
+            staged: Staged = stager(
                 eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
             )
     except FileRejected as exc:

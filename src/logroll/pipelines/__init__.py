@@ -11,6 +11,7 @@ from .base import Column, Output, Pipeline
 PRESETS: dict[str, str] = {
     "impressions": "logroll.pipelines.impressions",
     "consolidate": "logroll.pipelines.consolidate",
+    "weblogs": "logroll.pipelines.weblogs",
 }
 
 __all__ = ["Column", "Output", "Pipeline", "PRESETS", "get_pipeline", "available"]
