@@ -105,3 +105,12 @@ def impressions(
 
 
 GENERATORS = {"impressions": impressions}
+
+
+def _ingest(directory: str | Path, **kwargs: object) -> list[Path]:
+    from .ingest_demo import credit
+
+    return credit(directory, **kwargs)  # type: ignore[arg-type]
+
+
+GENERATORS["ingest"] = _ingest

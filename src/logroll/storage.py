@@ -7,6 +7,7 @@ logroll never asks which store it is talking to.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import glob
 import hashlib
 import os
@@ -14,7 +15,7 @@ import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class FileVersion:
     uri: str
     size: int
     version: str
+    # Last-modified time (UTC, naive) when the store reports one; the ingest scanner resumes from it.
+    modified: dt.datetime | None = field(default=None, compare=False)
 
 
 def is_local(url: str) -> bool:
@@ -130,7 +133,9 @@ class Storage:
                 continue
             if suffixes and not name.endswith(tuple(s.lower() for s in suffixes)):
                 continue
-            out.append(FileVersion(self.uri(path), int(info.get("size") or 0), _version_token(info)))
+            out.append(
+                FileVersion(self.uri(path), int(info.get("size") or 0), _version_token(info), _modified(info))
+            )
         return sorted(out, key=lambda f: f.uri)
 
     @contextlib.contextmanager
@@ -231,6 +236,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _modified(info: dict[str, Any]) -> dt.datetime | None:
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    if isinstance(mtime, dt.datetime):
+        return mtime.astimezone(dt.UTC).replace(tzinfo=None) if mtime.tzinfo else mtime
+    if isinstance(mtime, (int, float)):
+        return dt.datetime.fromtimestamp(float(mtime), dt.UTC).replace(tzinfo=None)
+    return None
 
 
 def _version_token(info: dict[str, Any]) -> str:

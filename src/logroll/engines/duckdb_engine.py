@@ -77,7 +77,12 @@ class DuckDBEngine:
             f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, "
             f"delim={sql.literal(pipeline.delimiter)}, quote='\"', "
             f"escape='\"', columns={columns}, store_rejects=true, rejects_table='{rejects}', "
-            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, encoding='utf-8')"
+            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, encoding='utf-8'"
+            + (
+                f", nullstr=[{', '.join(sql.literal(v) for v in pipeline.null_values)}])"
+                if pipeline.null_values
+                else ")"
+            )
         )
         con = self.con
         con.execute(

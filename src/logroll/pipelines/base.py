@@ -56,7 +56,8 @@ class Column:
 
     @property
     def header(self) -> str:
-        return self.source or self.name
+        # An empty `source` is a real header: the unnamed first column of a pandas export.
+        return self.name if self.source is None else self.source
 
     @property
     def sql_type(self) -> str:
@@ -115,6 +116,9 @@ class Pipeline:
     # columns are not known in advance (consolidate); `rows` then holds the union of them.
     passthrough: bool = False
     delimiter: str = ","
+    # Field values read as NULL (e.g. ("", "NA") for R and pandas exports); () keeps the reader's
+    # default, where only an empty field is NULL.
+    null_values: tuple[str, ...] = ()
     # Rules beyond types: (SQL condition over the typed columns, reason). A row for which the
     # condition is false is quarantined with the reason; NULL passes, as in a SQL CHECK.
     checks: tuple[tuple[str, str], ...] = ()
