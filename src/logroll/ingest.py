@@ -1,0 +1,379 @@
+"""The `ingest` pipeline's public functions: scan, work, run (both), status, retry.
+
+Seed 004: CSV files of one format keep arriving; a scanner records them and groups them into
+jobs, and any number of workers load the jobs into one central store (PostgreSQL, a DuckDB
+file or a Parquet dataset) that many people query at once. The CLI is a thin layer over these:
+
+>>> from logroll import ingest
+>>> ingest.scan(source="drops/", state="state.sqlite", flush=True)
+>>> ingest.work(state="state.sqlite", dest="duckdb:///credit.duckdb#credit")
+>>> ingest.status(state="state.sqlite")["jobs"]
+{'NEW': 0, 'PROCESSING': 0, 'LOADED': 3, 'FAILED': 0}
+
+Settings come from the arguments, else from the `ingest:` section of ./logroll.yaml
+(source, state, dest, work_dir, batch_bytes, max_wait, overlap, max_attempts, lease, backoff,
+columns, null_values, delimiter, suffixes), else from the defaults below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import redact_url
+from .catalog.jobs import JobStore, open_catalog
+from .errors import ConfigError, UsageError
+from .ingest_schema import DEFAULT_NULLS, FileMismatch, columns_from_config, infer_columns
+from .scan import ScanReport
+from .scan import scan as scan_files
+from .sinks import open_sink
+from .sinks.base import local_path
+from .storage import Storage, is_local
+from .work import Worker, WorkReport
+
+PIPELINE = "ingest"
+CONFIG_FILE = "logroll.yaml"
+
+
+@dataclass
+class Settings:
+    """Everything `ingest` can be told; None means "not given here"."""
+
+    source: str | None = None
+    state: str | None = None
+    dest: str | None = None
+    work_dir: str | None = None
+    batch_bytes: str | int | None = None
+    max_wait: str | float | None = None
+    overlap: str | float | None = None
+    max_attempts: int | None = None
+    lease: str | float | None = None
+    backoff: str | float | None = None
+    columns: list[Any] | None = None
+    null_values: list[str] | None = None
+    delimiter: str | None = None
+    suffixes: list[str] | None = None
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)
+
+
+DEFAULTS = Settings(
+    batch_bytes="256MB",
+    max_wait="10m",
+    overlap="1h",
+    max_attempts=3,
+    lease="60s",
+    backoff="30s",
+    null_values=list(DEFAULT_NULLS),
+    delimiter=",",
+    suffixes=[".csv"],
+)
+
+
+def load_config(path: str | Path | None = None) -> Settings:
+    """The `ingest:` section of logroll.yaml (--config, $LOGROLL_CONFIG or ./logroll.yaml), or empty
+    settings. Relative local paths in the file are relative to the file."""
+    from .config import find_config
+
+    file = find_config(path)
+    if file is None:
+        return Settings()
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    section = doc.get("ingest") if isinstance(doc, dict) else None
+    if section is None:
+        return Settings()
+    if not isinstance(section, dict):
+        raise ConfigError(f"{file}: ingest: must be a mapping of settings")
+    known = {f.name for f in fields(Settings)} - {"storage_options"}
+    unknown = set(section) - known
+    if unknown:
+        raise ConfigError(
+            f"{file}: unknown ingest setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    base = file.resolve().parent
+    for key in ("source", "state", "work_dir"):
+        v = section.get(key)
+        if isinstance(v, str) and "://" not in v and not Path(v).expanduser().is_absolute():
+            section[key] = str(base / v)
+    return Settings(**section)
+
+
+def settings(**given: Any) -> Settings:
+    """Arguments over logroll.yaml over defaults."""
+    config = load_config(given.pop("config", None))
+    out = Settings()
+    for f in fields(Settings):
+        for layer in (given.get(f.name), getattr(config, f.name), getattr(DEFAULTS, f.name)):
+            if layer is not None:
+                setattr(out, f.name, layer)
+                break
+    return out
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: str | float | int, what: str) -> float:
+    """'10m' -> 600.0; a bare number is seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise UsageError(f"{what} {value!r}: use a duration such as 30s, 10m, 1h or 2d")
+    return float(m.group(1)) * _SECONDS[m.group(2).lower() if m.group(2) else None]
+
+
+def parse_bytes(value: str | int, what: str) -> int:
+    from .workers import parse_size
+
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_size(str(value))
+    except UsageError:
+        raise UsageError(f"{what} {value!r}: use a size such as 256MB, 1GB or 64MiB") from None
+
+
+def default_state(dest: str | None) -> str | None:
+    """Where the scanner and job tables live when --state is not given: the destination's own
+    PostgreSQL database, or a SQLite file beside a DuckDB file or inside a Parquet folder."""
+    if not dest:
+        return None
+    scheme = dest.split("://", 1)[0].lower() if "://" in dest else ""
+    if scheme.startswith("postgres"):
+        return dest.split("#", 1)[0]
+    if scheme == "duckdb":
+        path = Path(local_path(dest.split("://", 1)[1].split("#", 1)[0]))
+        return str(path.with_name(path.name + ".state.sqlite"))
+    if scheme == "parquet":
+        path = Path(local_path(dest.split("://", 1)[1].split("#", 1)[0]))
+        return str(path / "_logroll" / "state.sqlite")
+    return None
+
+
+def default_work_dir(dest: str) -> Path:
+    scheme = dest.split("://", 1)[0].lower()
+    if scheme == "parquet":
+        return Path(local_path(dest.split("://", 1)[1].split("#", 1)[0])) / "_logroll" / "work"
+    digest = hashlib.sha256(redact_url(dest).encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "logroll" / f"ingest-{digest}"
+
+
+def _state(s: Settings) -> str:
+    state = s.state or default_state(s.dest)
+    if not state:
+        raise UsageError(
+            "no state given: pass --state postgresql://user@host/db (or a SQLite path) - the scanner "
+            "and the workers must share it - or set it in logroll.yaml under ingest: state:"
+        )
+    return state
+
+
+def _store(s: Settings) -> JobStore:
+    return JobStore(open_catalog(_state(s)), PIPELINE)
+
+
+# ---- scan ------------------------------------------------------------------------------------
+def scan(
+    *,
+    source: str | None = None,
+    state: str | None = None,
+    flush: bool = False,
+    full: bool = False,
+    **given: Any,
+) -> ScanReport:
+    """List `source`, record new file versions in the scanner table, group them into jobs."""
+    s = settings(source=source, state=state, **given)
+    if not s.source:
+        raise UsageError("no source given: pass --source FOLDER or s3://bucket/prefix/")
+    src = Storage(s.source, s.storage_options)
+    src.require_root("source")
+    store = _store(s)
+    exclude = ()
+    if s.dest and s.dest.lower().startswith("parquet://"):
+        # A Parquet destination inside the source folder must not be read back as input.
+        exclude = (str(Path(local_path(s.dest.split("://", 1)[1].split("#", 1)[0])).absolute()),)
+    try:
+        return scan_files(
+            store,
+            src,
+            suffixes=tuple(s.suffixes or (".csv",)),
+            batch_bytes=parse_bytes(s.batch_bytes or "256MB", "--batch-bytes"),
+            max_wait=parse_duration(s.max_wait or "10m", "--max-wait"),
+            overlap=parse_duration(s.overlap or "1h", "--overlap"),
+            flush=flush,
+            full=full,
+            exclude=exclude,
+        )
+    finally:
+        store.catalog.close()
+
+
+# ---- work ------------------------------------------------------------------------------------
+def _columns(store: JobStore, s: Settings, work_dir: Path) -> list[dict[str, Any]] | None:
+    """The schema in force: declared, else stored, else inferred from the first scanned file."""
+    if s.columns:
+        declared = columns_from_config(s.columns)
+        store.fix_schema(declared, f"declared in {CONFIG_FILE}")
+        return declared
+    stored = store.stored_schema()
+    if stored is not None:
+        return stored[0]
+    first = store.first_file()
+    if first is None:
+        return None
+    uri = first["uri"]
+    try:
+        if is_local(uri):
+            columns = infer_columns(Path(uri), s.delimiter or ",", s.null_values or DEFAULT_NULLS)
+        else:
+            storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
+            with storage.local_copy(uri, work_dir / "spool") as path:
+                columns = infer_columns(path, s.delimiter or ",", s.null_values or DEFAULT_NULLS)
+    except FileMismatch as exc:
+        raise UsageError(
+            f"cannot infer the schema from {uri}: {exc}; declare columns in {CONFIG_FILE}"
+        ) from None
+    return store.fix_schema(columns, f"inferred from {uri}")[0]
+
+
+def work(
+    *,
+    state: str | None = None,
+    dest: str | None = None,
+    max_jobs: int | None = None,
+    follow: bool = False,
+    poll: float = 5.0,
+    worker_id: str | None = None,
+    memory_limit: str = "1GB",
+    threads: int | None = None,
+    **given: Any,
+) -> WorkReport:
+    """Claim and load jobs until none is left (`max_jobs` at most; `follow` keeps polling)."""
+    s = settings(state=state, dest=dest, **given)
+    if not s.dest:
+        raise UsageError(
+            "no destination given: pass --dest postgresql://user@host/db#table, duckdb:///file.duckdb#table "
+            "or parquet:///dir/"
+        )
+    sink = open_sink(s.dest)
+    if not s.dest.lower().startswith("parquet://") and not sink.table:
+        raise UsageError(f"name the table in --dest: {redact_url(s.dest.split('#')[0])}#credit")
+    store = _store(s)
+    work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
+    # One folder per worker process: DuckDB spill files and staged parts are never shared.
+    mine = work_dir / "workers" / f"{os.getpid()}-{time.time_ns()}"
+    mine.mkdir(parents=True, exist_ok=True)
+    worker = None
+    try:
+        columns = _columns(store, s, work_dir)
+        if columns is None:
+            return WorkReport(PIPELINE, redact_url(store.catalog.url), sink.url, worker_id or "")
+        worker = Worker(
+            store,
+            sink,
+            columns,
+            work_dir=mine,
+            quarantine_dir=work_dir / "quarantine",
+            delimiter=s.delimiter or ",",
+            null_values=tuple(s.null_values or DEFAULT_NULLS),
+            storage_options=s.storage_options,
+            worker_id=worker_id,
+            lease=parse_duration(s.lease or "60s", "--lease"),
+            max_attempts=int(s.max_attempts or 3),
+            backoff=parse_duration(s.backoff or "30s", "--backoff"),
+            memory_limit=memory_limit,
+            threads=threads,
+        )
+        return worker.run(max_jobs=max_jobs, follow=follow, poll=poll)
+    finally:
+        if worker is not None:
+            worker.close()
+        sink.close()
+        store.catalog.close()
+        shutil.rmtree(mine, ignore_errors=True)
+
+
+# ---- run: scan + work in one process -------------------------------------------------------
+@dataclass
+class RunReport:
+    scan: ScanReport
+    work: WorkReport
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.work.status == "ok" and self.scan.status in ("ok", "busy") else "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": PIPELINE,
+            "status": self.status,
+            "scan": self.scan.to_dict(),
+            "work": self.work.to_dict(),
+        }
+
+    def summary(self) -> str:
+        return self.scan.summary() + "\n" + self.work.summary()
+
+
+def run(
+    *, source: str | None = None, dest: str | None = None, state: str | None = None, **given: Any
+) -> RunReport:
+    """Scan (every new file goes into a job at once) and load every job, in this process."""
+    work_keys = {"max_jobs", "follow", "poll", "worker_id", "memory_limit", "threads"}
+    work_args = {k: given.pop(k) for k in list(given) if k in work_keys}
+    config = given.get("config")
+    s = settings(source=source, dest=dest, state=state, **given)
+    common = {
+        k: getattr(s, k) for k in ("work_dir", "batch_bytes", "overlap", "max_attempts", "lease", "backoff")
+    }
+    common["config"] = config
+    common.update(columns=s.columns, null_values=s.null_values, delimiter=s.delimiter, suffixes=s.suffixes)
+    scanned = scan(
+        source=s.source, state=_state(s), dest=s.dest, flush=True, storage_options=s.storage_options, **common
+    )
+    worked = work(state=_state(s), dest=s.dest, storage_options=s.storage_options, **common, **work_args)
+    return RunReport(scanned, worked)
+
+
+# ---- status and retry ----------------------------------------------------------------------
+def status(*, state: str | None = None, dest: str | None = None, **given: Any) -> dict[str, Any]:
+    """Files scanned and sent, jobs by status, rows, failures with their reason, recent jobs."""
+    s = settings(state=state, dest=dest, **given)
+    store = _store(s)
+    try:
+        out = {"pipeline": PIPELINE, "state": redact_url(store.catalog.url), **store.summary()}
+        stored = store.stored_schema()
+        out["schema"] = {"columns": stored[0], "origin": stored[1]} if stored else None
+        out["dest"] = redact_url(s.dest) if s.dest else None
+        return out
+    finally:
+        store.catalog.close()
+
+
+def retry(job: int, *, state: str | None = None, dest: str | None = None, **given: Any) -> dict[str, Any]:
+    """Requeue a FAILED (or waiting) job as NEW with its attempts reset."""
+    s = settings(state=state, dest=dest, **given)
+    store = _store(s)
+    try:
+        return store.retry(int(job))
+    finally:
+        store.catalog.close()
+
+
+def is_ingest(pipeline: str) -> bool:
+    return pipeline == PIPELINE
+
+
+__all__ = ["scan", "work", "run", "status", "retry", "is_ingest", "default_state", "Settings"]

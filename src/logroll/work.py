@@ -1,0 +1,404 @@
+"""The ingest worker (seed 004's ETL job, several at once): claim a job, load its files, repeat.
+
+Each file is staged by the shared staging code (typed, bad rows quarantined with a reason) and
+then loaded into the destination in ONE transaction together with its load-ledger row (file
+URI, version, row count) - the ledger lives in the destination itself, beside the rows. So a
+file is loaded exactly once whatever happens to the job: a retried job, or one taken over from
+a worker that died, finds the file in the ledger and skips it; a worker killed mid-load leaves
+an uncommitted transaction that the destination rolls back.
+
+While it works, a worker renews its job's lease; if it dies the lease runs out and the next
+worker claims the job. Failures that another attempt cannot fix (a file whose columns do not
+match the schema, a table whose columns differ) fail the job at once with the reason; others
+(a dropped connection, a store error) are retried with exponential backoff up to
+`max_attempts`, then the job is FAILED with the stack trace in failure_msg.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import posixpath
+import shutil
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import faults
+from .catalog import redact_url
+from .catalog.jobs import FAILED, LOADED, NEW, Claim, JobStore, now
+from .ingest_schema import (
+    LOADED_AT_COLUMN,
+    SOURCE_COLUMN,
+    FileMismatch,
+    Stager,
+    arrow_schema,
+    check_header,
+    staging_pipeline,
+)
+from .sinks import SchemaMismatch, Sink
+from .stage import FileRejected, read_header, stage_csv
+from .storage import Storage, is_local
+
+log = logging.getLogger("logroll")
+
+# Failures that the same input will always hit again: no retry, the job fails at once.
+PERMANENT = (FileMismatch, FileRejected, SchemaMismatch)
+
+
+@dataclass
+class WorkReport:
+    pipeline: str
+    state: str
+    dest: str
+    worker: str
+    status: str = "ok"  # ok | failed (some job failed for good)
+    jobs_loaded: list[int] = field(default_factory=list)
+    jobs_failed: list[dict[str, Any]] = field(default_factory=list)
+    jobs_retrying: list[dict[str, Any]] = field(default_factory=list)
+    jobs_lost: list[int] = field(default_factory=list)  # taken over by another worker meanwhile
+    files_loaded: int = 0
+    files_skipped: int = 0  # already in the destination's ledger
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    quarantine: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return round(self.rows_loaded / self.seconds, 1) if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rows_per_second"] = self.rows_per_second
+        return out
+
+    def summary(self) -> str:
+        if not (self.jobs_loaded or self.jobs_failed or self.jobs_retrying or self.jobs_lost):
+            return f"work {self.pipeline}: no job to do"
+        lines = [
+            f"work {self.pipeline} ({self.worker}): {len(self.jobs_loaded)} job(s) loaded, "
+            f"{len(self.jobs_failed)} failed, {len(self.jobs_retrying)} to retry; "
+            f"{self.files_loaded} file(s) loaded, {self.files_skipped} already loaded; "
+            f"{self.rows_loaded} rows loaded, {self.rows_rejected} rejected "
+            f"({self.rows_read} read) in {self.seconds:.1f}s into {self.dest}"
+        ]
+        for j in self.jobs_failed:
+            lines.append(f"  job {j['job']} FAILED: {j['reason']}")
+        for j in self.jobs_retrying:
+            lines.append(f"  job {j['job']} will be retried after {j['not_before']}: {j['reason']}")
+        return "\n".join(lines)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Lease:
+    """Renews a job's lease in the background; `lost` turns true if another worker took it."""
+
+    def __init__(self, store: JobStore, claim: Claim, lease: float):
+        self.store, self.claim, self.lease = store, claim, lease
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{claim.id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                if not self.store.renew(self.claim.id, self.claim.worker, self.lease):
+                    self.lost = True
+                    return
+            except Exception as exc:  # a busy state: the next renewal tries again
+                log.debug("lease renewal of job %d failed: %s", self.claim.id, exc)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class JobLost(Exception):
+    """Another worker took the job over (this one missed its lease)."""
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        sink: Sink,
+        columns: list[dict[str, Any]],
+        *,
+        work_dir: Path,
+        quarantine_dir: Path | None = None,
+        delimiter: str = ",",
+        null_values: tuple[str, ...] = ("", "NA"),
+        storage_options: dict[str, Any] | None = None,
+        worker_id: str | None = None,
+        lease: float = 60.0,
+        max_attempts: int = 3,
+        backoff: float = 30.0,
+        memory_limit: str = "1GB",
+        threads: int | None = None,
+    ):
+        self.store, self.sink, self.columns = store, sink, columns
+        self.work_dir = work_dir
+        self.quarantine_dir = quarantine_dir or work_dir / "quarantine"
+        self.delimiter, self.null_values = delimiter, null_values
+        self.storage_options = storage_options
+        self.worker_id = worker_id or default_worker_id()
+        self.lease, self.max_attempts, self.backoff = lease, max_attempts, backoff
+        self.pipeline = staging_pipeline(columns, delimiter, null_values)
+        self.schema = arrow_schema(columns)
+        self.engine = Stager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
+        self.report = WorkReport(store.pipeline, redact_url(store.catalog.url), sink.url, self.worker_id)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self, max_jobs: int | None = None, follow: bool = False, poll: float = 5.0) -> WorkReport:
+        """Claim and load jobs until none is left (or `max_jobs`); with `follow`, keep polling."""
+        started = time.monotonic()
+        done = 0
+        while max_jobs is None or done < max_jobs:
+            claim = self.store.claim(self.worker_id, self.lease, self.max_attempts)
+            if claim is None:
+                if not follow:
+                    break
+                time.sleep(poll)
+                continue
+            self.do_job(claim)
+            done += 1
+        self.report.seconds = round(time.monotonic() - started, 3)
+        if self.report.jobs_failed:
+            self.report.status = "failed"
+        return self.report
+
+    def do_job(self, claim: Claim) -> None:
+        log.info(
+            "job %d: %d file(s), attempt %d",
+            claim.id,
+            len(claim.files),
+            claim.attempts,
+            extra={"event": "job_claimed", "job": claim.id},
+        )
+        rows_loaded = rows_rejected = 0
+        problems: list[str] = []
+        with _Lease(self.store, claim, self.lease) as lease:
+            try:
+                for f in claim.files:
+                    if lease.lost:
+                        raise JobLost()
+                    try:
+                        loaded, rejected = self.load_file(f)
+                    except PERMANENT as exc:
+                        msg = f"{f['uri']}: {exc}"
+                        log.error("job %d: %s", claim.id, msg)
+                        self.store.record_file(f["id"], load_status="failed", load_error=str(exc))
+                        problems.append(msg)
+                        continue
+                    rows_loaded += loaded
+                    rows_rejected += rejected
+            except JobLost:
+                log.warning("job %d was taken over by another worker; leaving it to them", claim.id)
+                self.report.jobs_lost.append(claim.id)
+                return
+            except Exception as exc:
+                self._failed_attempt(claim, exc, traceback.format_exc())
+                return
+            if lease.lost:
+                self.report.jobs_lost.append(claim.id)
+                return
+            if problems:
+                reason = (
+                    problems[0]
+                    if len(problems) == 1
+                    else f"{len(problems)} files failed; first: {problems[0]}"
+                )
+                msg = (
+                    reason
+                    + "\n"
+                    + "\n".join(problems)
+                    + "\nFix or replace the file(s), then `logroll retry "
+                    + str(claim.id)
+                    + "`."
+                )
+                if self.store.finish(
+                    claim.id,
+                    claim.worker,
+                    status=FAILED,
+                    failure_msg=msg,
+                    rows_loaded=rows_loaded,
+                    rows_rejected=rows_rejected,
+                    dest=self.sink.url,
+                ):
+                    self.report.jobs_failed.append({"job": claim.id, "reason": reason})
+                return
+            if self.store.finish(
+                claim.id,
+                claim.worker,
+                status=LOADED,
+                failure_msg=None,
+                rows_loaded=rows_loaded,
+                rows_rejected=rows_rejected,
+                dest=self.sink.url,
+            ):
+                self.report.jobs_loaded.append(claim.id)
+                log.info(
+                    "job %d LOADED: %d rows, %d rejected",
+                    claim.id,
+                    rows_loaded,
+                    rows_rejected,
+                    extra={"event": "job_loaded", "job": claim.id},
+                )
+            else:
+                self.report.jobs_lost.append(claim.id)
+
+    def _failed_attempt(self, claim: Claim, exc: BaseException, trace: str) -> None:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = f"{type(exc).__name__}: {reason}"
+        if claim.attempts >= self.max_attempts:
+            msg = f"{reason}\nfailed {claim.attempts} time(s); last stack trace:\n{trace}"
+            if self.store.finish(claim.id, claim.worker, status=FAILED, failure_msg=msg):
+                self.report.jobs_failed.append({"job": claim.id, "reason": reason})
+            log.error("job %d FAILED after %d attempt(s): %s", claim.id, claim.attempts, reason)
+            return
+        wait = self.backoff * (2 ** (claim.attempts - 1))
+        not_before = now() + dt.timedelta(seconds=wait)
+        msg = f"{reason}\nattempt {claim.attempts} of {self.max_attempts} failed; retrying after {not_before}\n{trace}"
+        if self.store.finish(
+            claim.id, claim.worker, status=NEW, worker=None, not_before=not_before, failure_msg=msg
+        ):
+            self.report.jobs_retrying.append(
+                {"job": claim.id, "reason": reason, "not_before": str(not_before)}
+            )
+        log.warning(
+            "job %d attempt %d failed (%s); retrying in %.0fs", claim.id, claim.attempts, reason, wait
+        )
+
+    # ---- one file ---------------------------------------------------------------------------
+    def load_file(self, f: dict[str, Any]) -> tuple[int, int]:
+        """Stage and load one file version; returns (rows loaded, rows rejected)."""
+        uri, version = f["uri"], f["version"]
+        key = hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:20]
+        staged_root = self.work_dir / "staged"
+        with self._local_copy(uri, f["size"]) as path:
+            header = read_header(path, self.delimiter)
+            if header is None:
+                raise FileMismatch("the file is empty (no header)")
+            check_header(header, self.columns)
+            staged = stage_csv(
+                self.engine,
+                path,
+                uri,
+                version,
+                self.pipeline,
+                staged_root,
+                self.quarantine_dir,
+                _quarantine_name(uri, key),
+            )
+        part_dir = staged_root / key
+        try:
+            if staged.rows_read and not staged.rows_valid:
+                raise FileMismatch(
+                    f"none of its {staged.rows_read} rows fits the schema (first reason: "
+                    f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
+                )
+            reader = self._rows(staged.parts.get("all", (0, ""))[1], uri)
+            with self.sink.transaction() as tx:
+                result = tx.load(None, reader, source=uri, version=version, source_column=SOURCE_COLUMN)
+                # Killed here, the destination rolls the rows and the ledger row back together.
+                faults.point("ingest.loaded_uncommitted")
+            faults.point("ingest.committed")
+        finally:
+            shutil.rmtree(part_dir, ignore_errors=True)
+        skipped = result.status == "skipped"
+        self.store.record_file(
+            f["id"],
+            rows_read=staged.rows_read,
+            rows_loaded=result.rows if not skipped else staged.rows_valid,
+            rows_rejected=staged.rows_rejected,
+            quarantine=staged.quarantine,
+            load_status="skipped" if skipped else "loaded",
+            load_error=None,
+        )
+        if skipped:
+            self.report.files_skipped += 1
+            log.info("%s version %s is already in the destination; skipped", uri, version)
+            return 0, 0
+        self.report.files_loaded += 1
+        self.report.rows_read += staged.rows_read
+        self.report.rows_loaded += result.rows
+        self.report.rows_rejected += staged.rows_rejected
+        if staged.quarantine:
+            self.report.quarantine.append(staged.quarantine)
+        log.info(
+            "loaded %s: %d rows, %d rejected",
+            uri,
+            result.rows,
+            staged.rows_rejected,
+            extra={"event": "file_loaded"},
+        )
+        return result.rows, staged.rows_rejected
+
+    def _rows(self, part: str, uri: str) -> pa.RecordBatchReader:
+        """The staged rows with their lineage columns, streamed batch by batch."""
+        loaded_at = pa.scalar(now(), pa.timestamp("us"))
+        source = pa.scalar(uri, pa.string())
+        schema = self.schema
+        base = [f.name for f in schema if f.name not in (SOURCE_COLUMN, LOADED_AT_COLUMN)]
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if not part:
+                return
+            for b in pq.ParquetFile(part).iter_batches(batch_size=65536, columns=base):
+                n = b.num_rows
+                arrays = [b.column(name).cast(schema.field(name).type) for name in base]
+                arrays += [pa.repeat(source, n), pa.repeat(loaded_at, n)]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    @contextlib.contextmanager
+    def _local_copy(self, uri: str, size: int) -> Iterator[Path]:
+        if is_local(uri):
+            p = Path(uri.removeprefix("file://"))
+            if not p.exists():
+                raise FileMismatch("the file is gone from the source")
+            yield p
+            return
+        storage = Storage(posixpath.dirname(uri), self.storage_options)
+        with storage.local_copy(uri, self.work_dir / "spool") as path:
+            yield path
+
+
+def _quarantine_name(uri: str, key: str) -> str:
+    return f"{posixpath.basename(uri.rstrip('/'))}.{key[:8]}"
+
+
+def _first_reason(quarantine: str | None) -> str:
+    if not quarantine:
+        return "unknown"
+    try:
+        import pyarrow.csv as pacsv
+
+        t = pacsv.read_csv(quarantine)
+        return str(t["reason"][0]) if t.num_rows else "unknown"
+    except Exception:
+        return "unknown"
