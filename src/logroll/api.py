@@ -26,6 +26,7 @@ from .errors import NoInputError, UsageError
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
+from .sinks import is_sink_url
 from .jsonl import stage_jsonl
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
@@ -59,7 +60,13 @@ def open_workspace(
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Workspace:
-    storage = Storage(dest, storage_options)
+    storage: Any
+    if is_sink_url(dest):  # a database: one table per output (sinks/destination.py)
+        from .sinks.destination import TableDestination
+
+        storage = TableDestination(dest)
+    else:
+        storage = Storage(dest, storage_options)
     if work_dir:
         wd = Path(work_dir)
     elif storage.local:
@@ -97,6 +104,7 @@ def run(
     parallel: int = 1,
     wait: float = 0.0,
     on_event: EventCallback | None = None,
+    output_format: str | None = None,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -107,6 +115,9 @@ def run(
     `parallel` engines stage files and build days at once, sharing `memory_limit`. Only one run
     per pipeline and state runs at a time: another one waits up to `wait` seconds, then raises
     LockedError. `on_event(RunEvent)` is called at each step (progress bars).
+
+    `output_format` (csv or parquet) overrides the outputs' file format. A `dest` of
+    `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
     """
     started = time.monotonic()
     pipe = resolve(pipeline, initials=initials)
@@ -120,7 +131,11 @@ def run(
 
     src = Storage(source, storage_options)
     src.require_root("source")
+    pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
+    if hasattr(ws.dest, "publish_output"):  # tables are loaded from typed Parquet, not CSV
+        ws.dest.check(pipe)
+        pipe = pipe.with_format("parquet")
     catalog = Catalog(ws.state)
     lock = RunLock(catalog, pipe.name, wait=wait)
     try:

@@ -92,7 +92,10 @@ def build_day(
         for out in pipeline.outputs:
             local, rows = outcome.outputs[out.name]
             rel = out.render_path(date, pipeline.params)
-            sha, did_write = publish(dest, local, rel, recorded.get(rel))
+            if hasattr(dest, "publish_output"):  # a database: the output is a table (sinks/destination.py)
+                rel, sha, did_write = dest.publish_output(out, date, local, recorded.get(f"{out.name}/{day}"))
+            else:
+                sha, did_write = publish(dest, local, rel, recorded.get(rel))
             faults.point("build.published")
             outputs[rel] = sha
             rows_out += rows

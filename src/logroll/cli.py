@@ -185,6 +185,15 @@ def run(
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
     as_json: Json = False,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Output files as csv or parquet [default: the pipeline's]. "
+            "A --dest of duckdb:///FILE or postgresql://... writes tables instead.",
+            envvar="LOGROLL_FORMAT",
+        ),
+    ] = None,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     progress = _command_logging(log_format, bar=True)
@@ -207,6 +216,7 @@ def run(
             parallel=parallel,
             wait=wait,
             on_event=progress,
+            output_format=output_format,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))

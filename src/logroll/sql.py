@@ -152,9 +152,20 @@ def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = N
         return f"SELECT DISTINCT {', '.join(ident(c) for c in names)} FROM {source}"
     if not rest:
         return f"SELECT DISTINCT {', '.join(keys)} FROM {source}"
-    packed = ", ".join(f"{ident(c)} := {ident(c)}" for c in rest)
-    inner = f"SELECT {', '.join(keys)}, min(struct_pack({packed})) AS __m FROM {source} GROUP BY ALL"
-    return f"SELECT {', '.join(keys)}, unnest(__m) FROM ({inner})"
+    # Engines order a NULL inside a struct differently (DuckDB last, Spark first), so every
+    # nullable field is preceded by an "is null" flag: a row with a value always wins over one
+    # without, on either engine. Fields are read back by name, which transpiles to Spark
+    # (DuckDB's unnest of a struct does not).
+    never_null = {c.name for c in pipeline.columns if c.required or c.name == pipeline.event_time}
+    fields = []
+    for i, c in enumerate(rest):
+        if c not in never_null:
+            fields.append(f"__null{i} := {ident(c)} IS NULL")
+        fields.append(f"{ident(c)} := {ident(c)}")
+    packed = f"min(struct_pack({', '.join(fields)})) AS __m"
+    inner = f"SELECT {', '.join(keys)}, {packed} FROM {source} GROUP BY ALL"
+    picked = ", ".join(f"__m.{ident(c)} AS {ident(c)}" for c in rest)
+    return f"SELECT {', '.join(keys)}, {picked} FROM ({inner})"
 
 
 def ordered_output(output: Output, n_columns: int, source: str) -> str:

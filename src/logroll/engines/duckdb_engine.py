@@ -13,7 +13,8 @@ import pyarrow as pa
 
 from .. import passthrough as passthrough_mod
 from .. import sql
-from ..pipelines.base import Pipeline
+from ..pipelines.base import Output, Pipeline
+from ..writer import write_output
 from .base import BuildOutcome
 
 # DuckDB's reject error types, said the way a user reading the quarantine understands them.
@@ -155,9 +156,11 @@ class DuckDBEngine:
         return {day: (int(rows), str(part_dir / f"__day={day}" / "*.parquet")) for day, rows in counts}
 
     # ---- build ---------------------------------------------------------------------------
-    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
-        con = self.con
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def day_source(
+        self, day: str, part_globs: list[str], pipeline: Pipeline
+    ) -> tuple[str, list[str] | None, list[str]]:
+        """The day's staged rows as a relation, their columns when not the declared ones
+        (pass-through pipelines), and warnings. The Spark engine binds its outputs' schema on it."""
         columns: list[str] | None = None
         warnings: list[str] = []
         if part_globs and pipeline.passthrough:
@@ -181,26 +184,34 @@ class DuckDBEngine:
                 + ", ".join(f"CAST(NULL AS {c.sql_type}) AS {sql.ident(c.name)}" for c in pipeline.columns)
                 + " WHERE false)"
             )
+        return source, columns, warnings
+
+    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
+        con = self.con
+        out_dir.mkdir(parents=True, exist_ok=True)
+        source, columns, warnings = self.day_source(day, part_globs, pipeline)
         rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source, columns)}")
         rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
         outputs: dict[str, tuple[Path, int]] = {}
         for out in pipeline.outputs:
-            names = [n.lower() for n in con.sql(out.sql).columns]
-            twice = sorted({n for n in names if names.count(n) > 1})
-            if twice:  # DuckDB would silently rename the second one
-                raise ValueError(
-                    f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
-                    "rename the input column(s) or change the output's SQL"
-                )
+            output_columns(con, out)
             con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {out.sql}")
-            ncols = len(con.execute("SELECT * FROM __out LIMIT 0").description)
             target = out_dir / f"{out.name}.{out.format}"
-            fmt = "(FORMAT csv, HEADER true)" if out.format == "csv" else "(FORMAT parquet)"
-            con.execute(
-                f"COPY ({sql.ordered_output(out, ncols, '__out')}) TO {sql.literal(str(target))} {fmt}"
-            )
-            outputs[out.name] = (target, con.execute("SELECT count(*) FROM __out").fetchone()[0])
+            outputs[out.name] = (target, write_output(con, out, "__out", target))
             con.execute("DROP TABLE __out")
         con.execute("DROP TABLE rows")
         return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
+
+
+def output_columns(con: Any, out: Output) -> tuple[list[str], list[str]]:
+    """Names and types of an output's columns, bound over the view `rows` without running it."""
+    rel = con.sql(out.sql)
+    names = [n.lower() for n in rel.columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # DuckDB would silently rename the second one
+        raise ValueError(
+            f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
+            "rename the input column(s) or change the output's SQL"
+        )
+    return list(rel.columns), [str(t) for t in rel.types]

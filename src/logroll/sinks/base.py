@@ -79,6 +79,12 @@ class Transaction(Protocol):
         """
         ...
 
+    def replace(self, table: str | None, data: Data, column: str, low: str, high: str | None = None) -> int:
+        """Delete the rows whose text `column` is in [low, high) (equal to `low` when `high` is
+        None), then add `data`: one day's or one hour's rows of a table swapped in one commit.
+        Strings compare byte by byte (PostgreSQL's "C" collation), whatever the database's locale."""
+        ...
+
     def put_state(self, key: str, value: str) -> None:
         """Store a checkpoint (e.g. a stream offset) that commits with the rows."""
         ...

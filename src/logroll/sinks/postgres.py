@@ -277,6 +277,18 @@ class PostgresTransaction:
             )
         return LoadResult("loaded", rows, previous)
 
+    def replace(self, table: str | None, data: Data, column: str, low: str, high: str | None = None) -> int:
+        name = resolve_table(table, self.sink.table, self.sink.url)
+        reader = as_reader(data)
+        self._prepare(name, reader.schema)
+        col = f'{ident(column)} COLLATE "C"'
+        with self.conn.cursor() as cur:
+            if high is None:
+                cur.execute(f"DELETE FROM {qualified(name)} WHERE {ident(column)} = %s", (low,))
+            else:
+                cur.execute(f"DELETE FROM {qualified(name)} WHERE {col} >= %s AND {col} < %s", (low, high))
+        return self._copy(qualified(name), reader)
+
     def put_state(self, key: str, value: str) -> None:
         with self.conn.cursor() as cur:
             cur.execute(
