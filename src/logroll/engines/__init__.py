@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from .base import BuildOutcome, Engine, StageOutcome
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
 
 __all__ = ["BuildOutcome", "Engine", "StageOutcome", "make_engine", "ENGINES"]
 
@@ -19,6 +19,12 @@ def make_engine(name: str, work_dir: Path, **options: Any) -> Engine:
         from .duckdb_engine import DuckDBEngine
 
         return DuckDBEngine(work_dir, **options)
+    if name == "spark":
+        # Importing this module needs no pyspark; the engine checks for it (and Java, and the
+        # master) and says `pip install 'logroll[spark]'` when it is missing.
+        from .spark_engine import SparkEngine
+
+        return SparkEngine(work_dir, **options)
     close = difflib.get_close_matches(name, ENGINES, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise UsageError(f"unknown engine {name!r}: {hint}choose one of {', '.join(ENGINES)}")

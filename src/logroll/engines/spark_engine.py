@@ -1,0 +1,214 @@
+"""The Spark engine: the same pipeline declarations, built by Spark, written byte for byte alike.
+
+Where each step runs, and why:
+
+- Staging stays on the driver with DuckDB (the `stage_*` methods are the DuckDB engine's).
+  A quarantined row must name its exact line, which needs one sequential pass over the file;
+  Spark splits files and has no line numbers. Staging is per file and cheap next to a day's
+  build, and it writes the same typed Parquet parts either engine builds from, so a day staged
+  by one engine can be built by the other.
+- Building (read a day's parts, dedupe, every output's transformation) runs in Spark, from the
+  pipeline's DuckDB-dialect SQL transpiled by sqlglot: there is no second copy of any logic.
+- Writing the output file goes through `writer.write_output`, the same DuckDB COPY the DuckDB
+  engine uses, reading Spark's result from Parquet. DuckDB also binds the day's SQL (without
+  running it) to get each output's column names and types, and Spark's result is cast to
+  them, so the header, types and formatting are the DuckDB engine's by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from .. import sql
+from ..errors import ConfigError
+from ..pipelines.base import Pipeline
+from ..writer import write_output
+from . import spark_session
+from .base import BuildOutcome
+from .duckdb_engine import DuckDBEngine, output_columns
+
+
+def to_spark(query: str) -> str:
+    """DuckDB-dialect SQL as Spark SQL; a construct Spark lacks is a config error, not a guess."""
+    try:
+        return sqlglot.transpile(query, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)[0]
+    except SqlglotError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"this SQL cannot run on Spark ({first}); write it with functions both engines have: "
+            f"{' '.join(query.split())[:120]}"
+        ) from None
+
+
+def spark_type(duckdb_type: str) -> str:
+    """A DuckDB column type as Spark DDL; wall-clock timestamps stay wall-clock (NTZ)."""
+    dt = exp.DataType.build(duckdb_type, dialect="duckdb")
+    if dt.this == exp.DataType.Type.TIMESTAMP:
+        return "TIMESTAMP_NTZ"
+    return dt.sql(dialect="spark")
+
+
+class _Shared:
+    """One Spark application per process: engines (one per --parallel worker) share it, each
+    in a session of its own so their temporary views never meet."""
+
+    lock = threading.Lock()
+    handle: spark_session.SessionHandle | None = None
+    users = 0
+
+    @classmethod
+    def acquire(cls, open_fn: Any) -> Any:
+        with cls.lock:
+            if cls.handle is None or cls.handle.session.sparkContext._jsc is None:
+                cls.handle = open_fn()
+            cls.users += 1
+            return cls.handle.session.newSession()
+
+    @classmethod
+    def release(cls) -> None:
+        with cls.lock:
+            cls.users -= 1
+            if cls.users <= 0 and cls.handle is not None:
+                cls.handle.stop()
+                cls.handle = None
+                cls.users = 0
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        memory_limit: str = "2GB",
+        threads: int | None = None,
+        master: str | None = None,
+        conf: list[str] | dict[str, str] | None = None,
+        **_: Any,
+    ):
+        self.work_dir = Path(work_dir)
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.master = master
+        self.conf = spark_session.parse_conf(conf)
+        # Fail now, in a second, on what needs no JVM (pyspark, Java, master); start the JVM only
+        # when a day is built, so a run with nothing to build stays fast.
+        spark_session.preflight(master, threads)
+        self.stager = DuckDBEngine(work_dir, memory_limit=memory_limit, threads=threads)
+        self._spark: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Staging is DuckDB's on the driver (see the module docstring): every stage_* method.
+        if name.startswith("stage") or name.startswith("_write_parts"):
+            return getattr(self.__dict__["stager"], name)
+        raise AttributeError(name)
+
+    @property
+    def con(self) -> Any:
+        return self.stager.con
+
+    @property
+    def spark(self) -> Any:
+        if self._spark is None:
+            self._spark = _Shared.acquire(
+                lambda: spark_session.open_session(
+                    self.master, self.conf, self.work_dir, self.memory_limit, self.threads
+                )
+            )
+            for key, value in spark_session.PINNED_SQL_CONF.items():
+                self._spark.conf.set(key, value)
+        return self._spark
+
+    def close(self) -> None:
+        try:
+            if self._spark is not None:
+                self._spark = None
+                _Shared.release()
+        finally:
+            self.stager.close()
+
+    # ---- build ---------------------------------------------------------------------------
+    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
+        from pyspark.storagelevel import StorageLevel
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        con = self.stager.con
+        # DuckDB binds the day's SQL over the same parts, reading no rows: the schema of the
+        # day's input and of every output is what the DuckDB engine would produce.
+        duck_source, columns, warnings = self.stager.day_source(day, part_globs, pipeline)
+        source_rel = con.sql(f"SELECT * FROM {duck_source}")
+        types_by_name = dict(zip(source_rel.columns, [str(t) for t in source_rel.types], strict=True))
+        in_names = columns or [c.name for c in pipeline.columns]
+        in_types = [types_by_name[n] for n in in_names]
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW rows AS {sql.dedupe_select(pipeline, duck_source, columns)}"
+        )
+        try:
+            shapes = {out.name: output_columns(con, out) for out in pipeline.outputs}
+        finally:
+            con.execute("DROP VIEW IF EXISTS rows")
+
+        spark = self.spark
+        schema = ", ".join(
+            f"{_spark_ident(n)} {spark_type(t)}" for n, t in zip(in_names, in_types, strict=True)
+        )
+        if part_globs:
+            # The folders of the parts, read as plain files: no Hive partition discovery, which
+            # would add `__day` and trip over parts from different files' folders.
+            dirs = sorted({_uri(Path(g).parent if _is_glob(g) else Path(g)) for g in part_globs})
+            src = spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(*dirs)
+        else:  # a day whose every file was retracted: empty, with the declared types
+            src = spark.createDataFrame([], schema)
+        src.createOrReplaceTempView("__src")
+        rows_in = src.count()
+        rows = spark.sql(to_spark(sql.dedupe_select(pipeline, "__src", columns)))
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            rows.createOrReplaceTempView("rows")
+            rows_unique = rows.count()
+            outputs: dict[str, tuple[Path, int]] = {}
+            for out in pipeline.outputs:
+                names, types = shapes[out.name]
+                result = spark.sql(to_spark(out.sql))
+                if len(result.columns) != len(names):
+                    raise RuntimeError(
+                        f"output {out.name!r}: Spark made {len(result.columns)} columns where DuckDB "
+                        f"makes {len(names)}; report this with the output's SQL"
+                    )
+                # Positional names: any header (spaces, case, symbols) survives Parquet unchanged.
+                staged = out_dir / f"__spark_{out.name}"
+                result.toDF(*[f"c{i}" for i in range(len(names))]).write.mode("overwrite").parquet(
+                    _uri(staged)
+                )
+                typed = ", ".join(
+                    f"CAST(c{i} AS {t}) AS {sql.ident(n)}"
+                    for i, (n, t) in enumerate(zip(names, types, strict=True))
+                )
+                relation = f"(SELECT {typed} FROM read_parquet({sql.literal(str(staged / '*.parquet'))}))"
+                target = out_dir / f"{out.name}.{out.format}"
+                outputs[out.name] = (target, write_output(con, out, relation, target))
+        finally:
+            rows.unpersist()
+            spark.catalog.dropTempView("rows")
+            spark.catalog.dropTempView("__src")
+        return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
+
+
+def _spark_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _is_glob(path: str) -> bool:
+    return any(ch in path for ch in "*?[")
+
+
+def _uri(path: Path) -> str:
+    # Spark resolves a bare path against its default filesystem; say "local file" outright.
+    # (Not Path.as_uri(): Hadoop would escape its %-escapes a second time.)
+    return "file://" + str(Path(path).resolve())
