@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from . import api
+from . import config as config_mod
 from .errors import LogrollError, UsageError
 
 app = typer.Typer(
@@ -25,17 +26,29 @@ app = typer.Typer(
 )
 
 Source = Annotated[
-    str,
-    typer.Option(
-        "--source",
-        "-s",
-        help="Folder or URL of the raw files.",
-        envvar="LOGROLL_SOURCE",
-    ),
+    str | None,
+    typer.Option("--source", "-s", help="Folder or URL of the raw files.", envvar="LOGROLL_SOURCE"),
 ]
 Dest = Annotated[
-    str,
-    typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST"),
+    str | None, typer.Option("--dest", "-d", help="Folder or URL for results.", envvar="LOGROLL_DEST")
+]
+ConfigFile = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="logroll.yaml with settings and pipelines [default: ./logroll.yaml if present]; "
+        "LOGROLL_* variables override it, flags override both.",
+        envvar="LOGROLL_CONFIG",
+    ),
+]
+TimestampColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--timestamp-column",
+        help="Header of the event-time column [default: the pipeline's; consolidate detects it].",
+        envvar="LOGROLL_TIMESTAMP_COLUMN",
+    ),
 ]
 State = Annotated[
     str | None,
@@ -99,6 +112,17 @@ def _command_logging(fmt: str, bar: bool = False) -> Any:
     return RunProgress(console)
 
 
+def _require(opts: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if not opts.get(name):
+            flag = "--" + name.replace("_", "-")
+            _fail(
+                UsageError(
+                    f"{flag} is missing: pass {flag}, set LOGROLL_{name.upper()} or write {name}: in logroll.yaml"
+                )
+            )
+
+
 def _fail(exc: BaseException) -> None:
     code = exc.exit_code if isinstance(exc, LogrollError) else 1
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -142,8 +166,9 @@ def run(
             "Omit to catch up on every dirty day."
         ),
     ] = None,
-    source: Source = ...,  # type: ignore[assignment]
-    dest: Dest = ...,  # type: ignore[assignment]
+    source: Source = None,
+    dest: Dest = None,
+    config: ConfigFile = None,
     to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
     state: State = None,
     initials: Annotated[
@@ -151,24 +176,34 @@ def run(
         typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS"),
     ] = None,
     lateness: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--lateness",
-            help="Days either side whose folders may hold rows for the requested days.",
+            help="Days either side whose folders may hold rows for the requested days [default: 1].",
+            envvar="LOGROLL_LATENESS",
         ),
-    ] = 1,
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout",
+            help="strftime pattern of the date folders under --source, e.g. %m-%d-%Y [default: %Y/%m/%d].",
+            envvar="LOGROLL_LAYOUT",
+        ),
+    ] = None,
+    timestamp_column: TimestampColumn = None,
     force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
-    ] = "duckdb",
+        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+    ] = None,
     memory_limit: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--memory-limit",
-            help="Engine memory cap; larger days spill to disk.",
+            help="Engine memory cap; larger days spill to disk [default: 2GB].",
             envvar="LOGROLL_MEMORY_LIMIT",
         ),
-    ] = "2GB",
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option("--threads", help="Engine threads [default: all cores]."),
@@ -196,23 +231,35 @@ def run(
     ] = None,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
-    progress = _command_logging(log_format, bar=True)
-    with progress or contextlib.nullcontext():
-        report = _call(
-            api.run,
-            pipeline,
-            date,
+    # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
+    pipe, opts = _call(
+        config_mod.resolve,
+        pipeline,
+        config,
+        dict(
             source=source,
             dest=dest,
-            to=to,
             state=state,
             initials=initials,
             lateness=lateness,
-            force=force,
             engine=engine,
             memory_limit=memory_limit,
             threads=threads,
             work_dir=work_dir,
+            layout=layout,
+            timestamp_column=timestamp_column,
+        ),
+    )
+    _require(opts, "source", "dest")
+    progress = _command_logging(log_format, bar=True)
+    with progress or contextlib.nullcontext():
+        report = _call(
+            api.run,
+            pipe,
+            date,
+            to=to,
+            force=force,
+            **opts,
             parallel=parallel,
             wait=wait,
             on_event=progress,
@@ -229,17 +276,24 @@ def run(
 @app.command()
 def status(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
-    dest: Dest = ...,  # type: ignore[assignment]
+    dest: Dest = None,
     source: Annotated[
         str | None,
         typer.Option("--source", "-s", help="Accepted for symmetry with run."),
     ] = None,
+    config: ConfigFile = None,
+    all_files: Annotated[
+        bool, typer.Option("--files", help="List every processed file (default: the last 20).")
+    ] = False,
     state: State = None,
     work_dir: WorkDir = None,
     as_json: Json = False,
 ) -> None:
     """Days built, dirty and failed; files rejected or failed; recent runs."""
-    info = _call(api.status, pipeline, dest=dest, state=state, work_dir=work_dir)
+    pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
+    _require(opts, "dest")
+    pipe = _call(api.resolve, pipe, initials=opts.get("initials"))
+    info = _call(api.status, pipe, dest=opts["dest"], state=opts.get("state"), work_dir=opts.get("work_dir"))
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
@@ -267,8 +321,62 @@ def status(
         console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
     for f in files["failed"]:
         console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
+    _print_processed(console, info.get("processed", []), all_files)
     for r in info["runs"][:5]:
         console.print(f"  run {r['id']}: {r['status']} at {r['started_at']}", markup=False)
+
+
+def _print_processed(console: Any, processed: list[dict[str, Any]], everything: bool) -> None:
+    """The catalog as the history of what was processed: file, status, rows, event days."""
+    if not processed:
+        return
+    from rich.table import Table
+
+    shown = processed if everything else sorted(processed, key=lambda f: f["staged_at"])[-20:]
+    uris = [f["uri"] for f in processed]
+    # Paths below the folder all of them share, which the title names once.
+    prefix = os.path.commonprefix(uris)[: os.path.commonprefix(uris).rfind("/") + 1]
+    table = Table(title=f"processed files under {prefix or '/'} ({len(shown)} of {len(processed)})")
+    table.add_column("file", overflow="fold")
+    for col in ("status", "rows", "rejected", "event days", "staged at"):
+        table.add_column(col)
+    for f in sorted(shown, key=lambda f: f["uri"]):
+        days = f["days"]
+        span = days[0] if len(days) == 1 else (f"{days[0]} .. {days[-1]} ({len(days)})" if days else "")
+        table.add_row(
+            f["uri"][len(prefix) :],
+            f["status"],
+            str(f["rows_read"]),
+            str(f["rows_rejected"]),
+            span,
+            f["staged_at"][:19],
+        )
+    console.print(table)
+    if len(shown) < len(processed):
+        console.print(f"  {len(processed) - len(shown)} more: --files lists them all", markup=False)
+
+
+@app.command()
+def validate(
+    config: ConfigFile = None,
+    show: Annotated[
+        str | None,
+        typer.Option(
+            "--show", help="Print a pipeline (a preset or a declared one) in the logroll.yaml form."
+        ),
+    ] = None,
+) -> None:
+    """Check logroll.yaml (settings and pipelines, SQL included) without touching any data."""
+    cfg = _call(config_mod.load, config)
+    if show:
+        pipe = _call(cfg.pipeline, show)
+        typer.echo(config_mod.dump_yaml([pipe]), nl=False)
+        return
+    if cfg.path is None:
+        _fail(UsageError("no logroll.yaml here: pass --config PATH (or set LOGROLL_CONFIG)"))
+    _call(config_mod.env_settings)
+    names = ", ".join(sorted(cfg.pipelines)) or "none"
+    typer.echo(f"{cfg.path}: ok ({len(cfg.pipelines)} pipeline(s): {names})")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from ..errors import UsageError
 from . import schema as s
@@ -64,12 +65,19 @@ class Catalog:
             raise UsageError(f"cannot open state {redact_url(url)}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            s.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise UsageError(
-                f"cannot open state {redact_url(url)}: {str(exc.orig).splitlines()[0]}; check --state"
-            ) from None
+        for attempt in range(3):
+            try:
+                s.metadata.create_all(self.engine)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                # Two processes opening a new state at once both see no table and both create
+                # it: the loser's "already exists" means the tables are there now; look again.
+                if attempt < 2 and "exist" in str(exc.orig).lower():
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                raise UsageError(
+                    f"cannot open state {redact_url(url)}: {str(exc.orig).splitlines()[0]}; check --state"
+                ) from None
 
     def __repr__(self) -> str:
         return f"Catalog({redact_url(self.url)})"

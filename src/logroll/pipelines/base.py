@@ -89,12 +89,18 @@ class Output:
         """The output's path relative to the destination; never escapes it."""
         try:
             rel = self.path.format(date=day, **params)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigError(f"output {self.name!r}: bad path template {self.path!r} ({exc})") from exc
         norm = posixpath.normpath(rel)
         if rel.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in rel or ":" in rel:
             raise ConfigError(
                 f"output {self.name!r}: path {rel!r} would write outside the destination; use a relative path"
+            )
+        # The destination's own state folder and the destination itself are not outputs.
+        if norm in ("", ".") or norm.split("/")[0] == "_logroll" or "\x00" in rel:
+            raise ConfigError(
+                f"output {self.name!r}: path {rel!r} is not a file name below the destination"
+                " (and not under _logroll/, where logroll keeps its state)"
             )
         return norm
 
@@ -222,7 +228,11 @@ class Pipeline:
         body = {
             "name": self.name,
             "version": self.version,
-            "columns": [_nondefault(c) for c in self.columns],
+            # Where a column is read from is staging's business (stage_signature re-stages).
+            "columns": [
+                {k: v for k, v in _nondefault(c).items() if k not in ("source", "detect")}
+                for c in self.columns
+            ],
             "event_time": self.event_time,
             "key": list(self.key),
             "outputs": [_nondefault_output(o) for o in self.outputs],

@@ -1,0 +1,600 @@
+"""logroll.yaml: run settings and user-declared pipelines, validated before any data is touched.
+
+Layers, lowest first: the file, then `LOGROLL_*` environment variables, then flags. A pipeline in
+the file is declared the way the presets are declared in `logroll.pipelines` (input, columns,
+event time, key, SQL outputs); `pipeline_to_dict` writes any Pipeline back in that form.
+
+Every problem is reported with the path of the bad field and what was expected, e.g.
+`logroll.yaml: pipelines.device_users.columns[1].type: Input should be 'string', 'integer', ...`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import os
+import re
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, LogrollError
+from .pipelines import get_pipeline
+from .pipelines.base import TYPES, Column, Output, Pipeline, check_layout
+
+DEFAULT_FILE = "logroll.yaml"
+ENV_PREFIX = "LOGROLL_"
+DEFAULT_SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".json")}
+# Run settings whose values are paths: relative ones in the file are relative to the file.
+PATH_SETTINGS = ("source", "dest", "state", "work_dir")
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Settings(_Model):
+    """How and where to run: the same names as the `logroll run` flags."""
+
+    source: str | None = None
+    dest: str | None = None
+    state: str | None = None
+    work_dir: str | None = None
+    engine: str | None = None
+    memory_limit: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+    lateness: int | None = Field(default=None, ge=0)
+    layout: str | None = None
+    initials: str | None = None
+    timestamp_column: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not _MEMORY.match(v):
+            raise ValueError("expected a size like 512MB or 2GB")
+        return v
+
+    @field_validator("layout")
+    @classmethod
+    def _layout(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check(check_layout, v)
+        return v
+
+
+class ColumnSpec(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["string", "integer", "float", "timestamp", "date", "boolean"] = "string"
+    required: bool = True
+    formats: list[str] = []
+    source: str | None = None  # "" is a real header: the unnamed first column of a pandas export
+    detect: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v.startswith("__"):
+            raise ValueError("names starting with '__' are reserved for logroll")
+        return v
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        for fmt in v:
+            if "%" not in fmt:
+                raise ValueError(f"expected strftime formats like '%Y-%m-%d %H:%M:%S', got {fmt!r}")
+        return v
+
+
+class InputSpec(_Model):
+    format: Literal["csv", "jsonl"] = "csv"
+    suffixes: list[str] | None = None
+    layout: str = "%Y/%m/%d"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    passthrough: bool = False
+
+    @field_validator("layout")
+    @classmethod
+    def _layout(cls, v: str) -> str:
+        _check(check_layout, v)
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if v in '"\r\n':
+            raise ValueError("expected one character that is not a quote or a newline")
+        return v
+
+
+class EventTimeSpec(_Model):
+    column: str = Field(min_length=1)
+    formats: list[str] | None = None
+
+
+class OutputSpec(_Model):
+    name: str
+    sql: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    format: Literal["csv", "parquet"] = "csv"
+    order_by: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("expected a name of letters, digits, '_' or '-', starting with a letter")
+        return v
+
+
+class PipelineSpec(_Model):
+    description: str = ""
+    input: InputSpec = InputSpec()
+    columns: list[ColumnSpec] = Field(min_length=1)
+    event_time: str | EventTimeSpec
+    key: list[str] = []
+    outputs: list[OutputSpec] = Field(min_length=1)
+    params: dict[str, str] = {}
+    version: str = "1"
+    settings: Settings = Settings()
+
+
+class ConfigFile(Settings):
+    pipelines: dict[str, PipelineSpec] = {}
+    # The ingest pipeline's section (scanner, workers, schema), validated by logroll.ingest.
+    ingest: dict[str, Any] | None = None
+
+
+def _check(fn: Any, *args: Any) -> None:
+    """Run a core check that raises LogrollError as a pydantic field error."""
+    try:
+        fn(*args)
+    except LogrollError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# ---- errors --------------------------------------------------------------------------------
+def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p in ("str", "EventTimeSpec"):
+            continue  # pydantic's names for union branches, not fields
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "(top level)"
+
+
+_FIELDS = sorted(
+    {
+        f
+        for m in (ConfigFile, PipelineSpec, ColumnSpec, InputSpec, OutputSpec, EventTimeSpec)
+        for f in m.model_fields
+    }
+)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        name = str(err["loc"][-1])
+        close = difflib.get_close_matches(name, _FIELDS, n=1)
+        return f"unknown field{f'; did you mean {close[0]!r}?' if close else ''}"
+    if err["type"] == "missing":
+        return "required field is missing"
+    got = err.get("input")
+    if err["type"] not in ("value_error",) and not isinstance(got, (dict, list)) and got is not None:
+        msg += f" (got {got!r})"
+    return msg
+
+
+def _raise(where: str, problems: list[tuple[str, str]]) -> None:
+    if not problems:
+        return
+    shown = "; ".join(f"{loc}: {msg}" for loc, msg in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    raise ConfigError(f"{where}: {shown}{more}")
+
+
+def _from_validation(where: str, exc: ValidationError) -> None:
+    seen: dict[str, str] = {}
+    for err in exc.errors():
+        loc = _loc(err["loc"])
+        if any(tag in err["loc"] for tag in ("str", "EventTimeSpec")):
+            # event_time is a name or a mapping: one line for both ways it failed
+            msg = "expected a column name, or a mapping with 'column' (and optional 'formats')"
+            if "EventTimeSpec" in err["loc"] and err["loc"][-1] != "EventTimeSpec":
+                msg = _describe(err)  # the mapping form, wrong inside
+                seen[loc] = msg
+                continue
+            seen.setdefault(loc, msg)
+            continue
+        seen.setdefault(loc, _describe(err))
+    _raise(where, list(seen.items()))
+
+
+# ---- declared pipelines -----------------------------------------------------------------------
+def _template_fields(path: str) -> list[tuple[str, str]]:
+    """(field name, conversion+spec) of every {field} in a path template."""
+    return [(f, (c or "") + (s or "")) for _, f, s, c in string.Formatter().parse(path) if f is not None]
+
+
+def _check_sql(sql: str, allowed: set[str]) -> str | None:
+    """Why `sql` is not one read-only query over the allowed tables, or None."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
+        return f"SQL does not parse{where}: {str(exc).splitlines()[0]}"
+    if len(statements) != 1:
+        return f"expected one SELECT statement, found {len(statements)}"
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        return f"expected a SELECT query, found {tree.key.upper()}"
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower() if isinstance(table.this, exp.Identifier) else ""
+        if not name or table.args.get("db") or (name not in allowed and name not in ctes):
+            shown = table.sql(dialect="duckdb")
+            return (
+                f"reads {shown!r}; a transformation reads only the view 'rows' (the day's unique valid rows)"
+                " and its own WITH names"
+            )
+    return None
+
+
+def _bind(pipe: Pipeline, out: Output) -> tuple[list[str] | None, str | None]:
+    """Output column names of `out.sql` over an empty `rows` with the declared columns, or why not."""
+    import duckdb
+
+    from . import sql as sql_mod
+
+    con = duckdb.connect()
+    try:
+        cols = ", ".join(f"{sql_mod.ident(c.name)} {c.sql_type}" for c in pipe.columns)
+        con.execute(f"CREATE TABLE rows ({cols})")
+        return list(con.sql(out.sql).columns), None
+    except duckdb.Error as exc:
+        return None, str(exc).splitlines()[0]
+    finally:
+        con.close()
+
+
+def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
+    """Problems of a declaration that need more than one field to see, with their paths."""
+    problems: list[tuple[str, str]] = []
+    names = {c.name for c in pipe.columns}
+    seen_paths: dict[str, str] = {}
+    for i, out in enumerate(pipe.outputs):
+        where = f"{at}.outputs[{i}]"
+        for field_name, spec in _template_fields(out.path):
+            if field_name != "date" and field_name not in pipe.params:
+                known = ", ".join(["date", *sorted(pipe.params)])
+                problems.append((f"{where}.path", f"unknown field {{{field_name}}}; use one of {known}"))
+            elif "!" in spec or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name):
+                problems.append(
+                    (f"{where}.path", f"{{{field_name}}}: only plain fields like {{date:%Y%m%d}}")
+                )
+        if any(p[0] == f"{where}.path" for p in problems):
+            continue
+        try:
+            one = out.render_path(dt.date(2021, 1, 30), pipe.params)
+            other = out.render_path(dt.date(2022, 12, 31), pipe.params)
+        except LogrollError as exc:
+            problems.append((f"{where}.path", str(exc)))
+            continue
+        if one == other:
+            problems.append(
+                (
+                    f"{where}.path",
+                    "every day would write the same file; put the day in it, e.g. {date:%Y%m%d}",
+                )
+            )
+        if one in seen_paths:
+            problems.append((f"{where}.path", f"same file as output {seen_paths[one]!r}"))
+        seen_paths[one] = out.name
+        problem = _check_sql(out.sql, {"rows"})
+        if problem:
+            problems.append((f"{where}.sql", problem))
+            continue
+        if pipe.passthrough:
+            continue  # the columns of `rows` are only known once files arrive
+        columns, error = _bind(pipe, out)
+        if error:
+            problems.append((f"{where}.sql", error))
+            continue
+        lowered = {c.lower() for c in columns or []}
+        for j, col in enumerate(out.order_by):
+            if col.lower() not in lowered:
+                problems.append(
+                    (
+                        f"{where}.order_by[{j}]",
+                        f"{col!r} is not an output column; columns: {', '.join(columns or [])}",
+                    )
+                )
+    outs = [o.name for o in pipe.outputs]
+    for i, name in enumerate(outs):
+        if outs.index(name) != i:
+            problems.append((f"{at}.outputs[{i}].name", f"output name {name!r} is used twice"))
+    for i, k in enumerate(pipe.key):
+        if k not in names:
+            problems.append((f"{at}.key[{i}]", f"{k!r} is not a declared column"))
+    return problems
+
+
+def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
+    """The Pipeline a spec declares; raises ConfigError naming the bad field."""
+    problems: list[tuple[str, str]] = []
+    if not _NAME.match(name):
+        problems.append((at, "pipeline names are letters, digits, '_' or '-', starting with a letter"))
+    cols = [c.name for c in spec.columns]
+    for i, c in enumerate(cols):
+        if cols.index(c) != i:
+            problems.append((f"{at}.columns[{i}].name", f"column {c!r} is declared twice"))
+    et = spec.event_time if isinstance(spec.event_time, str) else spec.event_time.column
+    et_formats = None if isinstance(spec.event_time, str) else spec.event_time.formats
+    et_at = f"{at}.event_time" + ("" if isinstance(spec.event_time, str) else ".column")
+    if et not in cols:
+        problems.append((et_at, f"{et!r} is not a declared column; declared: {', '.join(cols)}"))
+    else:
+        col = spec.columns[cols.index(et)]
+        if col.type not in ("timestamp", "date"):
+            problems.append(
+                (et_at, f"the event-time column must have type timestamp or date, {et!r} is {col.type}")
+            )
+        if et_formats and col.formats and list(col.formats) != list(et_formats):
+            problems.append(
+                (f"{at}.event_time.formats", f"differ from the formats of column {et!r}; give them once")
+            )
+    for i, k in enumerate(spec.key):
+        if k not in cols:
+            problems.append((f"{at}.key[{i}]", f"{k!r} is not a declared column"))
+    for k, v in spec.params.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
+            problems.append((f"{at}.params.{k}", "values are letters, digits, '_', '-' or '.' only"))
+    _raise_at(problems)
+    columns = tuple(
+        Column(
+            c.name,
+            c.type,
+            c.required,
+            tuple(et_formats if (c.name == et and et_formats) else c.formats),
+            c.source,
+            c.detect,
+        )
+        for c in spec.columns
+    )
+    pipe = Pipeline(
+        name=name,
+        description=spec.description,
+        columns=columns,
+        event_time=et,
+        key=tuple(spec.key),
+        outputs=tuple(Output(o.name, o.sql, o.path, o.format, tuple(o.order_by)) for o in spec.outputs),
+        input_format=spec.input.format,
+        suffixes=tuple(spec.input.suffixes or DEFAULT_SUFFIXES[spec.input.format]),
+        layout=spec.input.layout,
+        params=dict(spec.params),
+        version=spec.version,
+        passthrough=spec.input.passthrough,
+        delimiter=spec.input.delimiter,
+    )
+    _raise_at(check_pipeline(pipe, at))
+    return pipe
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+
+
+def _raise_at(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise _Problems(problems)
+
+
+def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
+    """A Pipeline in the logroll.yaml form (defaults left out), e.g. to start from a preset."""
+    inp: dict[str, Any] = {"format": pipe.input_format}
+    if tuple(pipe.suffixes) != DEFAULT_SUFFIXES[pipe.input_format]:
+        inp["suffixes"] = list(pipe.suffixes)
+    if pipe.layout != "%Y/%m/%d":
+        inp["layout"] = pipe.layout
+    if pipe.delimiter != ",":
+        inp["delimiter"] = pipe.delimiter
+    if pipe.passthrough:
+        inp["passthrough"] = True
+    columns = []
+    for c in pipe.columns:
+        d: dict[str, Any] = {"name": c.name, "type": c.type}
+        if not c.required:
+            d["required"] = False
+        if c.formats:
+            d["formats"] = list(c.formats)
+        if c.source is not None:
+            d["source"] = c.source
+        if c.detect:
+            d["detect"] = True
+        columns.append(d)
+    outputs = []
+    for o in pipe.outputs:
+        od: dict[str, Any] = {"name": o.name, "sql": o.sql, "path": o.path, "format": o.format}
+        if o.order_by:
+            od["order_by"] = list(o.order_by)
+        outputs.append(od)
+    out: dict[str, Any] = {}
+    if pipe.description:
+        out["description"] = pipe.description
+    out.update(input=inp, columns=columns, event_time=pipe.event_time, key=list(pipe.key), outputs=outputs)
+    if pipe.params:
+        out["params"] = dict(pipe.params)
+    if pipe.version != "1":
+        out["version"] = pipe.version
+    return out
+
+
+def dump_yaml(pipes: list[Pipeline]) -> str:
+    """A `pipelines:` document declaring `pipes`, loadable as logroll.yaml."""
+    body = {"pipelines": {p.name: pipeline_to_dict(p) for p in pipes}}
+    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+
+
+# ---- the file ---------------------------------------------------------------------------------
+class Config:
+    """A loaded, validated logroll.yaml (or none): run settings and declared pipelines."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        settings: Settings,
+        pipelines: dict[str, Pipeline],
+        per_pipeline: dict[str, Settings],
+    ):
+        self.path = path
+        self.settings = settings
+        self.pipelines = pipelines
+        self.per_pipeline = per_pipeline
+
+    def pipeline(self, name: str) -> Pipeline:
+        """A declared pipeline, else a preset (with a closest-name hint on a typo)."""
+        return get_pipeline(name, self.pipelines)
+
+    def settings_for(self, name: str) -> dict[str, Any]:
+        merged = _set(self.settings)
+        merged.update(_set(self.per_pipeline.get(name, Settings())))
+        return merged
+
+
+def _set(s: Settings) -> dict[str, Any]:
+    return {k: v for k, v in s.model_dump().items() if v is not None and k in Settings.model_fields}
+
+
+def find_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """--config, else LOGROLL_CONFIG, else ./logroll.yaml when there is one."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(ENV_PREFIX + "CONFIG")
+    if chosen:
+        p = Path(chosen).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist: check --config (or LOGROLL_CONFIG)")
+        return p
+    default = Path.cwd() / DEFAULT_FILE
+    return default if default.is_file() else None
+
+
+def parse(text: str, where: str = DEFAULT_FILE, base: Path | None = None) -> Config:
+    """Validate the text of a logroll.yaml; raises ConfigError naming the bad field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: {at}not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping of settings and 'pipelines:', found {type(data).__name__}"
+        )
+    try:
+        model = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        _from_validation(where, exc)
+        raise  # unreachable: _from_validation raises
+    pipelines: dict[str, Pipeline] = {}
+    per: dict[str, Settings] = {}
+    problems: list[tuple[str, str]] = []
+    for name, spec in model.pipelines.items():
+        try:
+            pipelines[name] = build_pipeline(name, spec, f"pipelines.{name}")
+        except _Problems as exc:
+            problems.extend(exc.problems)
+        except LogrollError as exc:  # a check in Pipeline itself
+            problems.append((f"pipelines.{name}", str(exc)))
+        per[name] = _relative_to(spec.settings, base)
+    _raise(where, problems)
+    return Config(None, _relative_to(model, base), pipelines, per)
+
+
+def _relative_to(s: Settings, base: Path | None) -> Settings:
+    """Relative local paths in the file mean relative to the file, wherever logroll runs from."""
+    if base is None:
+        return Settings(**_set(s))
+    values = _set(s)
+    for key in PATH_SETTINGS:
+        v = values.get(key)
+        if v and "://" not in v and not Path(v).expanduser().is_absolute():
+            values[key] = str((base / v).resolve())
+    return Settings(**values)
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The config in effect: --config / LOGROLL_CONFIG / ./logroll.yaml, or an empty one."""
+    found = find_config(path, env)
+    if found is None:
+        return Config(None, Settings(), {}, {})
+    try:
+        text = found.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {str(found)!r}: {exc}") from None
+    cfg = parse(text, str(found), found.resolve().parent)
+    cfg.path = found
+    return cfg
+
+
+def env_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run settings from LOGROLL_* variables, validated like the file's."""
+    env = os.environ if env is None else env
+    raw = {k: env[ENV_PREFIX + k.upper()] for k in Settings.model_fields if env.get(ENV_PREFIX + k.upper())}
+    try:
+        return _set(Settings.model_validate(raw))
+    except ValidationError as exc:
+        problems = [(ENV_PREFIX + str(e["loc"][0]).upper(), _describe(e)) for e in exc.errors()]
+        _raise("environment", problems)
+        raise
+
+
+def resolve(
+    pipeline: str,
+    config: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """The pipeline and its run settings: file < LOGROLL_* < flags (a None flag is not given)."""
+    cfg = load(config, env)
+    pipe = cfg.pipeline(pipeline)
+    merged = cfg.settings_for(pipeline)
+    merged.update(env_settings(env))
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    return pipe, merged
+
+
+__all__ = [
+    "Config",
+    "ConfigFile",
+    "PipelineSpec",
+    "Settings",
+    "TYPES",
+    "build_pipeline",
+    "dump_yaml",
+    "env_settings",
+    "find_config",
+    "load",
+    "parse",
+    "pipeline_to_dict",
+    "resolve",
+]
