@@ -13,7 +13,7 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ def run(
     to: str | dt.date | None = None,
     state: str | None = None,
     initials: str | None = None,
+    layout: str | None = None,
+    timestamp_column: str | None = None,
     lateness: int = 1,
     force: bool = False,
     engine: str = "duckdb",
@@ -120,7 +122,9 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
     """
     started = time.monotonic()
-    pipe = resolve(pipeline, initials=initials)
+    # layout (strftime of the date folders) and timestamp_column (header of the event time)
+    # apply to any pipeline.
+    pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
     if lateness < 0:
         raise UsageError("--lateness must be 0 or more days")
     start = parse_date(date) if date is not None else None
@@ -197,6 +201,9 @@ def _run_locked(
     try:
         folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
         listed = discover.list_sources(src, pipe, folders)
+        # A version staged under another declaration (columns, types, timestamp column...) is
+        # staged again: its parts would not be what this declaration makes of it.
+        listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
         report.files_seen = len(listed)
         known = catalog.files(pipe.name)
         todo = discover.to_stage(listed, known, force)
@@ -251,6 +258,7 @@ def _run_locked(
                 report.rows_unique += res.rows_unique
                 report.duplicates += res.duplicates
                 report.rows_out += res.rows_out
+                report.warnings.extend(res.warnings)
                 for rel in res.outputs:
                     report.outputs.append(join(ws.dest.url, rel))
                 report.outputs_written.extend(join(ws.dest.url, rel) for rel in res.written)
@@ -449,6 +457,8 @@ def status(
             ],
             "failed": [{"uri": u, "error": f["error"]} for u, f in files.items() if f["status"] == "failed"],
         },
+        # Every file version the catalog holds, with the event days its rows went to.
+        "processed": _processed_files(files, parts),
         "runs": [
             {
                 "id": r["id"],
@@ -461,6 +471,24 @@ def status(
     }
     catalog.close()
     return out
+
+
+def _processed_files(files: dict[str, dict[str, Any]], parts: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    days: dict[int, list[str]] = {}
+    for day, rows in parts.items():
+        for p in rows:
+            days.setdefault(p.file_id, []).append(day)
+    return [
+        {
+            "uri": uri,
+            "status": f["status"],
+            "rows_read": f["rows_read"],
+            "rows_rejected": f["rows_rejected"],
+            "days": sorted(days.get(f["id"], [])),
+            "staged_at": str(f["staged_at"] or ""),
+        }
+        for uri, f in sorted(files.items())
+    ]
 
 
 __all__ = ["run", "status", "open_workspace", "Workspace", "is_local"]
