@@ -344,9 +344,7 @@ def _stage_one(
     try:
         with src.local_copy(f.uri, ws.work_dir / "spool") as path:
             stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
-            staged: Staged = stager(
-                eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
-            )
+            staged: Staged = stager(eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel)
     except FileRejected as exc:
         q = whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
         faults.point("stage.before_commit")
@@ -442,13 +440,18 @@ def status(
                 "day": d,
                 "status": state_name,
                 "rows_in": row.get("rows_in"),
+                "rows_unique": row.get("rows_unique"),
+                "duplicates": row.get("duplicates"),
                 "rows_out": row.get("rows_out"),
                 "built_at": str(row.get("built_at") or ""),
+                "error": row.get("error") if state_name == "failed" else None,
             }
         )
     out = {
         "pipeline": pipe.name,
         "state": redact_url(ws.state),
+        # Who runs this pipeline on this state right now (from the run lock), if anyone.
+        "running": _running(catalog, pipe.name),
         "days": days,
         "files": {
             "staged": sum(1 for f in files.values() if f["status"] == "staged"),
@@ -465,12 +468,39 @@ def status(
                 "status": r["status"],
                 "started_at": str(r["started_at"]),
                 "finished_at": str(r["finished_at"] or ""),
+                **_run_counts(r.get("report")),
             }
             for r in catalog.runs(pipe.name)
         ],
     }
     catalog.close()
     return out
+
+
+def _running(catalog: Catalog, pipeline: str) -> dict[str, Any] | None:
+    from .catalog.lock import holder, lock_name
+
+    row = holder(catalog, lock_name(pipeline))
+    if row is None:
+        return None
+    return {k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in row.items() if k != "name"}
+
+
+def _run_counts(report: dict[str, Any] | None) -> dict[str, Any]:
+    """The numbers of a stored run report that say what the run did."""
+    r = report or {}
+    return {
+        "seconds": r.get("seconds"),
+        "files_staged": r.get("files_staged", 0),
+        "files_rejected": len(r.get("files_rejected") or []),
+        "files_failed": len(r.get("files_failed") or []),
+        "days_built": len(r.get("partitions_built") or []),
+        "days_failed": len(r.get("partitions_failed") or []),
+        "rows_read": r.get("rows_read", 0),
+        "rows_rejected": r.get("rows_rejected", 0),
+        "duplicates": r.get("duplicates", 0),
+        "rows_out": r.get("rows_out", 0),
+    }
 
 
 def _processed_files(files: dict[str, dict[str, Any]], parts: dict[str, list[Any]]) -> list[dict[str, Any]]:

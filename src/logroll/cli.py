@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -285,6 +286,9 @@ def status(
     all_files: Annotated[
         bool, typer.Option("--files", help="List every processed file (default: the last 20).")
     ] = False,
+    all_days: Annotated[
+        bool, typer.Option("--all-days", help="List every day (default: days not built + the last 30).")
+    ] = False,
     state: State = None,
     work_dir: WorkDir = None,
     as_json: Json = False,
@@ -298,21 +302,12 @@ def status(
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"{info['pipeline']} — state {info['state']}")
-    for col in ("day", "status", "rows in", "rows out", "built at"):
-        table.add_column(col)
-    for d in info["days"]:
-        table.add_row(
-            d["day"],
-            d["status"],
-            str(d["rows_in"] or ""),
-            str(d["rows_out"] or ""),
-            d["built_at"],
-        )
-    console.print(table)
+    from .status_view import print_days, print_runs
+
+    # Piped or redirected, Rich would wrap at 80 columns; a log file reads better unwrapped.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    print_days(console, info, all_days)
     files = info["files"]
     console.print(
         f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
@@ -322,8 +317,7 @@ def status(
     for f in files["failed"]:
         console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
     _print_processed(console, info.get("processed", []), all_files)
-    for r in info["runs"][:5]:
-        console.print(f"  run {r['id']}: {r['status']} at {r['started_at']}", markup=False)
+    print_runs(console, info["runs"][:10])
 
 
 def _print_processed(console: Any, processed: list[dict[str, Any]], everything: bool) -> None:
@@ -354,6 +348,155 @@ def _print_processed(console: Any, processed: list[dict[str, Any]], everything: 
     console.print(table)
     if len(shown) < len(processed):
         console.print(f"  {len(processed) - len(shown)} more: --files lists them all", markup=False)
+
+
+@app.command()
+def schedule(
+    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
+    cron: Annotated[
+        str,
+        typer.Option(
+            "--cron",
+            help="When to run, in cron's 5 fields (local time), e.g. '0 23 * * *'.",
+            envvar="LOGROLL_CRON",
+        ),
+    ],
+    source: Source = None,
+    dest: Dest = None,
+    config: ConfigFile = None,
+    state: State = None,
+    initials: Annotated[
+        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+        ),
+    ] = None,
+    timestamp_column: TimestampColumn = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+    ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit", help="Engine memory cap [default: 2GB].", envvar="LOGROLL_MEMORY_LIMIT"
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
+    ] = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
+    ] = 1,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up/--no-catch-up",
+            help="At start, run once if a scheduled time passed since the last run in the catalog.",
+        ),
+    ] = True,
+    print_crontab: Annotated[
+        bool,
+        typer.Option("--print-crontab", help="Print the crontab line that runs this instead, and exit."),
+    ] = False,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log-file",
+            help="With --print-crontab: where cron appends the output [default: WORK_DIR/logs/PIPELINE.log].",
+        ),
+    ] = None,
+    log_format: LogFormat = "text",
+    work_dir: WorkDir = None,
+) -> None:
+    """Run PIPELINE at every --cron time in the foreground (SIGTERM/Ctrl-C stops it), or --print-crontab."""
+    from . import schedule as sched
+
+    cron = _call(sched.check_cron, cron)
+    pipe, opts = _call(
+        config_mod.resolve,
+        pipeline,
+        config,
+        dict(
+            source=source,
+            dest=dest,
+            state=state,
+            initials=initials,
+            engine=engine,
+            memory_limit=memory_limit,
+            threads=threads,
+            work_dir=work_dir,
+            layout=layout,
+            timestamp_column=timestamp_column,
+        ),
+    )
+    _require(opts, "source", "dest")
+    if print_crontab:
+        _print_crontab(pipeline, cron, opts, parallel, log_format, log_file, config, None, None)
+        return
+    _command_logging(log_format)
+    storage_options = None
+    # Failed runs are logged and the schedule goes on; a clean stop (SIGTERM, Ctrl-C) exits 0.
+    _call(
+        sched.serve, pipe, cron, **opts, parallel=parallel, storage_options=storage_options, catch_up=catch_up
+    )
+
+
+def _print_crontab(
+    pipeline: str,
+    cron: str,
+    opts: dict[str, Any],
+    parallel: int,
+    log_format: str,
+    log_file: str | None,
+    config: str | None,
+    endpoint_url: str | None,
+    aws_config: str | None,
+) -> None:
+    """The crontab line: flags spelled out (cron has no LOGROLL_* variables), paths absolute."""
+    from . import schedule as sched
+
+    args = ["run", pipeline, "--source", sched.absolute_location(opts["source"])]
+    args += ["--dest", sched.absolute_location(opts["dest"])]
+    state, hidden = sched.crontab_state(opts.get("state"))
+    if state:
+        args += ["--state", state]
+    if config:
+        args += ["--config", sched.absolute_location(config)]
+    for flag, key in (
+        ("--initials", "initials"),
+        ("--layout", "layout"),
+        ("--timestamp-column", "timestamp_column"),
+        ("--engine", "engine"),
+        ("--memory-limit", "memory_limit"),
+        ("--threads", "threads"),
+    ):
+        if opts.get(key) is not None:
+            args += [flag, str(opts[key])]
+    if opts.get("work_dir"):
+        args += ["--work-dir", sched.absolute_location(opts["work_dir"])]
+    if parallel != 1:
+        args += ["--parallel", str(parallel)]
+    if endpoint_url:
+        args += ["--endpoint-url", endpoint_url]
+    if aws_config:
+        args += ["--aws-config", sched.absolute_location(aws_config)]
+    if log_format != "text":
+        args += ["--log-format", log_format]
+    if log_file is None:
+        ws = _call(api.open_workspace, opts["dest"], opts.get("state"), opts.get("work_dir"))
+        logs_dir = ws.work_dir / "logs"
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        log_file = str(logs_dir / f"{pipeline}.log")
+    typer.echo(sched.crontab_line(cron, args, sched.absolute_location(log_file)))
+    if hidden:
+        typer.echo(
+            "logroll: note: --state holds a password, left out of the line: put LOGROLL_STATE=... on a line "
+            "of its own above it in the crontab (or use ~/.pgpass)",
+            err=True,
+        )
 
 
 @app.command()
