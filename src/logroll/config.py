@@ -10,6 +10,7 @@ Every problem is reported with the path of the bad field and what was expected, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import os
@@ -54,6 +55,7 @@ class Settings(_Model):
     layout: str | None = None
     initials: str | None = None
     timestamp_column: str | None = None
+
 
     @field_validator("memory_limit")
     @classmethod
@@ -100,6 +102,7 @@ class InputSpec(_Model):
     layout: str = "%Y/%m/%d"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     passthrough: bool = False
+    null_values: list[str] = []
 
     @field_validator("layout")
     @classmethod
@@ -120,12 +123,23 @@ class EventTimeSpec(_Model):
     formats: list[str] | None = None
 
 
+class CheckSpec(_Model):
+    """A rule beyond types: rows where `condition` (SQL over the typed columns) is false are
+    quarantined with `reason`."""
+
+    condition: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
 class OutputSpec(_Model):
     name: str
     sql: str = Field(min_length=1)
     path: str = Field(min_length=1)
     format: Literal["csv", "parquet"] = "csv"
     order_by: list[str] = []
+    # for database destinations: the output column holding each row's event time as text
+    time_column: str | None = None
+    time_format: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -141,6 +155,7 @@ class PipelineSpec(_Model):
     columns: list[ColumnSpec] = Field(min_length=1)
     event_time: str | EventTimeSpec
     key: list[str] = []
+    checks: list[CheckSpec] = []
     outputs: list[OutputSpec] = Field(min_length=1)
     params: dict[str, str] = {}
     version: str = "1"
@@ -225,7 +240,11 @@ def _from_validation(where: str, exc: ValidationError) -> None:
 # ---- declared pipelines -----------------------------------------------------------------------
 def _template_fields(path: str) -> list[tuple[str, str]]:
     """(field name, conversion+spec) of every {field} in a path template."""
-    return [(f, (c or "") + (s or "")) for _, f, s, c in string.Formatter().parse(path) if f is not None]
+    return [
+        (f, ("!" + c if c else "") + (s or ""))
+        for _, f, s, c in string.Formatter().parse(path)
+        if f is not None
+    ]
 
 
 def _check_sql(sql: str, allowed: set[str]) -> str | None:
@@ -256,8 +275,8 @@ def _check_sql(sql: str, allowed: set[str]) -> str | None:
     return None
 
 
-def _bind(pipe: Pipeline, out: Output) -> tuple[list[str] | None, str | None]:
-    """Output column names of `out.sql` over an empty `rows` with the declared columns, or why not."""
+def _bind(pipe: Pipeline, query: str) -> tuple[list[str] | None, str | None]:
+    """Column names of `query` over an empty `rows` with the declared columns, or why not."""
     import duckdb
 
     from . import sql as sql_mod
@@ -266,11 +285,14 @@ def _bind(pipe: Pipeline, out: Output) -> tuple[list[str] | None, str | None]:
     try:
         cols = ", ".join(f"{sql_mod.ident(c.name)} {c.sql_type}" for c in pipe.columns)
         con.execute(f"CREATE TABLE rows ({cols})")
-        return list(con.sql(out.sql).columns), None
+        return list(con.sql(query).columns), None
     except duckdb.Error as exc:
         return None, str(exc).splitlines()[0]
     finally:
         con.close()
+
+
+_OTHER_DAYS = (dt.date(2021, 1, 31), dt.date(2021, 2, 28), dt.date(2022, 1, 30))
 
 
 def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
@@ -281,22 +303,23 @@ def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
     for i, out in enumerate(pipe.outputs):
         where = f"{at}.outputs[{i}]"
         for field_name, spec in _template_fields(out.path):
-            if field_name != "date" and field_name not in pipe.params:
-                known = ", ".join(["date", *sorted(pipe.params)])
-                problems.append((f"{where}.path", f"unknown field {{{field_name}}}; use one of {known}"))
-            elif "!" in spec or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name):
+            if "!" in spec or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name):
                 problems.append(
                     (f"{where}.path", f"{{{field_name}}}: only plain fields like {{date:%Y%m%d}}")
                 )
+            elif field_name != "date" and field_name not in pipe.params:
+                known = ", ".join(["date", *sorted(pipe.params)])
+                problems.append((f"{where}.path", f"unknown field {{{field_name}}}; use one of {known}"))
         if any(p[0] == f"{where}.path" for p in problems):
             continue
         try:
             one = out.render_path(dt.date(2021, 1, 30), pipe.params)
-            other = out.render_path(dt.date(2022, 12, 31), pipe.params)
+            # another day, month and year each must give another file
+            others = [out.render_path(d, pipe.params) for d in _OTHER_DAYS]
         except LogrollError as exc:
             problems.append((f"{where}.path", str(exc)))
             continue
-        if one == other:
+        if one in others:
             problems.append(
                 (
                     f"{where}.path",
@@ -312,7 +335,7 @@ def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
             continue
         if pipe.passthrough:
             continue  # the columns of `rows` are only known once files arrive
-        columns, error = _bind(pipe, out)
+        columns, error = _bind(pipe, out.sql)
         if error:
             problems.append((f"{where}.sql", error))
             continue
@@ -325,6 +348,13 @@ def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
                         f"{col!r} is not an output column; columns: {', '.join(columns or [])}",
                     )
                 )
+    for i, (condition, _) in enumerate(pipe.checks):
+        query = f"SELECT ({condition}) FROM rows"
+        error = _check_sql(query, {"rows"})
+        if error is None and not pipe.passthrough:
+            _, error = _bind(pipe, query)
+        if error:
+            problems.append((f"{at}.checks[{i}].condition", error))
     outs = [o.name for o in pipe.outputs]
     for i, name in enumerate(outs):
         if outs.index(name) != i:
@@ -383,7 +413,10 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
         columns=columns,
         event_time=et,
         key=tuple(spec.key),
-        outputs=tuple(Output(o.name, o.sql, o.path, o.format, tuple(o.order_by)) for o in spec.outputs),
+        outputs=tuple(
+            Output(o.name, o.sql, o.path, o.format, tuple(o.order_by), o.time_column, o.time_format)
+            for o in spec.outputs
+        ),
         input_format=spec.input.format,
         suffixes=tuple(spec.input.suffixes or DEFAULT_SUFFIXES[spec.input.format]),
         layout=spec.input.layout,
@@ -391,6 +424,8 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
         version=spec.version,
         passthrough=spec.input.passthrough,
         delimiter=spec.input.delimiter,
+        null_values=tuple(spec.input.null_values),
+        checks=tuple((c.condition, c.reason) for c in spec.checks),
     )
     _raise_at(check_pipeline(pipe, at))
     return pipe
@@ -406,8 +441,36 @@ def _raise_at(problems: list[tuple[str, str]]) -> None:
         raise _Problems(problems)
 
 
+# Every declaration field the YAML form writes; a new one must be added here and to the specs,
+# or pipeline_to_dict refuses (tests/test_config.py round-trips every preset).
+_EXPRESSED = {
+    Pipeline: {
+        "name", "columns", "event_time", "key", "outputs", "description", "input_format", "suffixes",
+        "layout", "params", "version", "passthrough", "delimiter", "null_values", "checks",
+    },
+    Column: {"name", "type", "required", "formats", "source", "detect"},
+    Output: {"name", "sql", "path", "format", "order_by", "time_column", "time_format"},
+}  # fmt: skip
+
+
+def _unexpressed(obj: Any) -> list[str]:
+    fields = dataclasses.fields(obj)
+    return [
+        f.name
+        for f in fields
+        if f.name not in _EXPRESSED[type(obj)]
+        and getattr(obj, f.name)
+        != (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+    ]
+
+
 def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
     """A Pipeline in the logroll.yaml form (defaults left out), e.g. to start from a preset."""
+    missing = _unexpressed(pipe) + [f for part in (*pipe.columns, *pipe.outputs) for f in _unexpressed(part)]
+    if missing:
+        raise ConfigError(
+            f"pipeline {pipe.name!r} sets {', '.join(sorted(set(missing)))}, which logroll.yaml cannot express yet"
+        )
     inp: dict[str, Any] = {"format": pipe.input_format}
     if tuple(pipe.suffixes) != DEFAULT_SUFFIXES[pipe.input_format]:
         inp["suffixes"] = list(pipe.suffixes)
@@ -417,6 +480,8 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         inp["delimiter"] = pipe.delimiter
     if pipe.passthrough:
         inp["passthrough"] = True
+    if pipe.null_values:
+        inp["null_values"] = list(pipe.null_values)
     columns = []
     for c in pipe.columns:
         d: dict[str, Any] = {"name": c.name, "type": c.type}
@@ -434,11 +499,18 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         od: dict[str, Any] = {"name": o.name, "sql": o.sql, "path": o.path, "format": o.format}
         if o.order_by:
             od["order_by"] = list(o.order_by)
+        if o.time_column is not None:
+            od["time_column"] = o.time_column
+        if o.time_format is not None:
+            od["time_format"] = o.time_format
         outputs.append(od)
     out: dict[str, Any] = {}
     if pipe.description:
         out["description"] = pipe.description
-    out.update(input=inp, columns=columns, event_time=pipe.event_time, key=list(pipe.key), outputs=outputs)
+    out.update(input=inp, columns=columns, event_time=pipe.event_time, key=list(pipe.key))
+    if pipe.checks:
+        out["checks"] = [{"condition": c, "reason": r} for c, r in pipe.checks]
+    out["outputs"] = outputs
     if pipe.params:
         out["params"] = dict(pipe.params)
     if pipe.version != "1":

@@ -141,10 +141,13 @@ def checked_select(
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
 
 
-def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = None) -> str:
+def dedupe_select(
+    pipeline: Pipeline, source: str, columns: list[str] | None = None, keep: list[str] | None = None
+) -> str:
     """The day's unique rows: one per key, the smallest row winning, so the choice never
     depends on which file or run a duplicate arrived in. `columns` (default: the declared
-    ones) is every column of `source`, in order; with no key a row is unique as a whole."""
+    ones) is every column of `source`, in order; with no key a row is unique as a whole.
+    `keep` (default: all) narrows the result to the columns the outputs read (projection.py)."""
     names = columns if columns is not None else [c.name for c in pipeline.columns]
     keys = [ident(k) for k in pipeline.key]
     rest = [c for c in names if c not in pipeline.key]
@@ -152,6 +155,8 @@ def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = N
         return f"SELECT DISTINCT {', '.join(ident(c) for c in names)} FROM {source}"
     if not rest:
         return f"SELECT DISTINCT {', '.join(keys)} FROM {source}"
+    if keep is not None:
+        return _dedupe_narrow(pipeline, source, rest, {k.lower() for k in keep})
     # Engines order a NULL inside a struct differently (DuckDB last, Spark first), so every
     # nullable field is preceded by an "is null" flag: a row with a value always wins over one
     # without, on either engine. Fields are read back by name, which transpiles to Spark
@@ -166,6 +171,33 @@ def dedupe_select(pipeline: Pipeline, source: str, columns: list[str] | None = N
     inner = f"SELECT {', '.join(keys)}, {packed} FROM {source} GROUP BY ALL"
     picked = ", ".join(f"__m.{ident(c)} AS {ident(c)}" for c in rest)
     return f"SELECT {', '.join(keys)}, {picked} FROM ({inner})"
+
+
+def _dedupe_narrow(pipeline: Pipeline, source: str, rest: list[str], wanted: set[str]) -> str:
+    """dedupe_select's rows, only the `wanted` columns. The smallest row is ordered by `rest`
+    field by field, so the fields up to the last wanted one decide its wanted values: the
+    others need not be carried (the same row wins, so the same outputs come out)."""
+    keys = [ident(k) for k in pipeline.key]
+    last = max((i for i, c in enumerate(rest) if c.lower() in wanted), default=-1)
+    rest = rest[: last + 1]
+    out = [ident(k) for k in pipeline.key if k.lower() in wanted]
+    by = ", ".join(keys)
+    if not rest:  # a table needs a column: with none wanted, the first key stands in
+        return f"SELECT {', '.join(out or keys[:1])} FROM (SELECT {by} FROM {source} GROUP BY {by})"
+    never_null = {c.name for c in pipeline.columns if c.required or c.name == pipeline.event_time}
+    if len(rest) == 1 and rest[0] in never_null:  # a plain min picks the same row, far cheaper
+        c = ident(rest[0])
+        return (
+            f"SELECT {', '.join([*out, c])} FROM (SELECT {by}, min({c}) AS {c} FROM {source} GROUP BY {by})"
+        )
+    fields = []
+    for i, c in enumerate(rest):
+        if c not in never_null:
+            fields.append(f"__null{i} := {ident(c)} IS NULL")
+        fields.append(f"{ident(c)} := {ident(c)}")
+    picked = [f"__m.{ident(c)} AS {ident(c)}" for c in rest if c.lower() in wanted]
+    inner = f"SELECT {by}, min(struct_pack({', '.join(fields)})) AS __m FROM {source} GROUP BY {by}"
+    return f"SELECT {', '.join([*out, *picked])} FROM ({inner})"
 
 
 def ordered_output(output: Output, n_columns: int, source: str) -> str:
