@@ -232,6 +232,27 @@ def test_different_column_sets_give_the_union_and_a_warning(cli, tmp_path):
     )
 
 
+def test_rows_differing_only_in_their_last_column_are_both_kept(cli, tmp_path):
+    """DuckDB 2.0 merged these (a DISTINCT beside a struct unnest ignored the last column)."""
+    logs = tmp_path / "logs"
+    write(
+        logs,
+        "2021/01/30/a.csv",
+        "timestamp,user,status\n"
+        "2021-01-30 10:00:00,u1,\n"
+        "2021-01-30 10:00:00,u1,200\n"
+        "2021-01-30 10:00:00.250,u1,200\n"  # the same row once cut to the second
+        "2021-01-30 10:00:00,u1,201\n",
+    )
+    out = tmp_path / "out"
+    r = run(cli, "2021-01-30", "--source", str(logs), "--dest", str(out), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["rows_unique"] == 4 and r.json()["rows_out"] == 3
+    assert (out / "01--30--2021.csv").read_text() == (
+        "date,time,user,status\n2021-01-30,10:00:00,u1,200\n2021-01-30,10:00:00,u1,201\n2021-01-30,10:00:00,u1,\n"
+    )
+
+
 def test_a_folder_with_no_files_is_a_clear_exit_1(cli, tmp_path):
     logs = tmp_path / "logs"
     (logs / "2021/01/30").mkdir(parents=True)

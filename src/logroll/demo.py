@@ -114,3 +114,12 @@ def _ingest(directory: str | Path, **kwargs: object) -> list[Path]:
 
 
 GENERATORS["ingest"] = _ingest
+
+
+def _consolidate(directory: str | Path, **kwargs: object) -> list[Path]:
+    from .demo_consolidate import consolidate
+
+    return consolidate(directory, **kwargs)  # type: ignore[arg-type]
+
+
+GENERATORS["consolidate"] = _consolidate
