@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import api
+from . import api, cli_ingest
 from . import config as config_mod
 from .errors import LogrollError, UsageError
 
@@ -232,6 +232,17 @@ def run(
     ] = None,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
+    if pipeline == "ingest":  # scan + load into a central store: cli_ingest.py
+        return cli_ingest.run(
+            source=source,
+            dest=dest,
+            state=state,
+            work_dir=work_dir,
+            memory_limit=memory_limit or "1GB",
+            threads=threads,
+            as_json=as_json,
+            config=config,
+        )
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
     pipe, opts = _call(
         config_mod.resolve,
@@ -294,6 +305,8 @@ def status(
     as_json: Json = False,
 ) -> None:
     """Days built, dirty and failed; files rejected or failed; recent runs."""
+    if pipeline == "ingest":  # files, jobs, failures of the scanner and job tables: cli_ingest.py
+        return cli_ingest.status(state=state, dest=dest, as_json=as_json, config=config)
     pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     _require(opts, "dest")
     pipe = _call(api.resolve, pipe, initials=opts.get("initials"))
@@ -551,6 +564,9 @@ def demo(
         seed=seed,
     )
     typer.echo(f"wrote {len(files)} files under {directory}")
+
+
+cli_ingest.register(app, sys.modules[__name__])
 
 
 def main() -> None:

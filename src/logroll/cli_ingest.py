@@ -230,9 +230,9 @@ def run(
     work_dir: str | None,
     memory_limit: str,
     threads: int | None,
-    endpoint_url: str | None,
-    aws_config: str | None,
     as_json: bool,
+    endpoint_url: str | None = None,
+    aws_config: str | None = None,
     config: str | None = None,
 ) -> None:
     """`logroll run ingest`: scan (every new file into a job at once) and load all jobs here."""

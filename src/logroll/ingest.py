@@ -170,6 +170,20 @@ def default_work_dir(dest: str) -> Path:
     return Path.home() / ".cache" / "logroll" / f"ingest-{digest}"
 
 
+def with_table(dest: str) -> str:
+    """A DuckDB file without #table gets a table named after the file (credit.duckdb -> credit);
+    a PostgreSQL URL must name its table."""
+    if "#" in dest:
+        return dest
+    scheme = dest.split("://", 1)[0].lower() if "://" in dest else ""
+    if scheme == "duckdb":
+        stem = Path(local_path(dest.split("://", 1)[1])).stem
+        return f"{dest}#{stem or 'ingest'}"
+    if scheme.startswith("postgres"):
+        raise UsageError(f"name the table in --dest: {redact_url(dest)}#credit")
+    return dest
+
+
 def _state(s: Settings) -> str:
     state = s.state or default_state(s.dest)
     if not state:
@@ -267,9 +281,7 @@ def work(
             "no destination given: pass --dest postgresql://user@host/db#table, duckdb:///file.duckdb#table "
             "or parquet:///dir/"
         )
-    sink = open_sink(s.dest)
-    if not s.dest.lower().startswith("parquet://") and not sink.table:
-        raise UsageError(f"name the table in --dest: {redact_url(s.dest.split('#')[0])}#credit")
+    sink = open_sink(with_table(s.dest))
     store = _store(s)
     work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
     # One folder per worker process: DuckDB spill files and staged parts are never shared.

@@ -42,9 +42,12 @@ def credit(
     seed: int = 7,
     files_per_day: int = 24,
     bad_rows: bool = True,
+    first_row: int = 1,
+    name: str = "credit",
 ) -> list[Path]:
-    """`files_per_day` hourly drops per day (credit_YYYYMMDD_HH.csv), `rows` rows in all, row
-    numbers unique across files. Each file but the first gets one bad row (age 'unknown')."""
+    """`files_per_day` hourly drops per day (NAME_YYYYMMDD_HH.csv), `rows` rows in all, numbered
+    from `first_row` (unique across files). With `bad_rows`, each file but the first gets one
+    bad row (age 'unknown')."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -52,7 +55,7 @@ def credit(
     total = max(1, days * files_per_day)
     per_file = max(1, rows // total)
     written = []
-    n = 0
+    n = first_row - 1
     for i in range(total):
         day = first + dt.timedelta(days=i // files_per_day)
         hour = i % files_per_day
@@ -62,7 +65,7 @@ def credit(
             lines.append(credit_row(rng, n))
         if bad_rows and i > 0:
             lines.insert(len(lines) // 2, f"{900_000_000 + i},0,0.5,unknown,0,0.1,100,1,0,0,0,0")
-        path = out / f"credit_{day:%Y%m%d}_{hour:02d}.csv"
+        path = out / f"{name}_{day:%Y%m%d}_{hour:02d}.csv"
         tmp = path.with_name("." + path.name + ".tmp")
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(path)  # a scanner never sees half a file

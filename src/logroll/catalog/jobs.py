@@ -169,10 +169,13 @@ class JobStore:
             if self.postgres:
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-                stmt = pg_insert(files).on_conflict_do_nothing(constraint="uq_ingest_files_version")
+                stmt = (
+                    pg_insert(files).values(rows).on_conflict_do_nothing(constraint="uq_ingest_files_version")
+                )
             else:
-                stmt = insert(files).prefix_with("OR IGNORE")
-            return int(conn.execute(stmt, rows).rowcount or 0)
+                stmt = insert(files).values(rows).prefix_with("OR IGNORE")
+            # RETURNING counts the rows really inserted (rowcount is -1 for batched inserts).
+            return len(conn.execute(stmt.returning(files.c.id)).all())
 
     def make_jobs(self, batch_bytes: int, max_wait: float, flush: bool = False) -> list[int]:
         """Group SCANNED files into NEW jobs of up to `batch_bytes`; a partial group becomes a job
@@ -303,13 +306,13 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(update(files).where(files.c.id == file_id).values(**values))
 
-    def finish(self, job_id: int, worker: str, **values: Any) -> bool:
-        """Set the job's outcome if this worker still holds it; False when it was taken over."""
+    def finish(self, job_id: int, holder: str, **values: Any) -> bool:
+        """Set the job's outcome if worker `holder` still holds it; False when it was taken over."""
         t = now()
         with self.engine.begin() as conn:
             n = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.worker == worker, jobs.c.status == PROCESSING)
+                .where(jobs.c.id == job_id, jobs.c.worker == holder, jobs.c.status == PROCESSING)
                 .values(modified_time=t, lease_expires=None, **values)
             ).rowcount
         return n == 1
