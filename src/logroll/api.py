@@ -27,6 +27,8 @@ from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .sinks import is_sink_url
+from .prefetch import Prefetcher
+from .publish import keep_quarantine
 from .jsonl import stage_jsonl
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
@@ -151,6 +153,7 @@ def run(
             catalog,
             start,
             end,
+    _check_remote_dest(ws, src, state)
             requested,
             lateness,
             force,
@@ -200,7 +203,7 @@ def _run_locked(
     pool = EnginePool(engine, ws.work_dir, memory_limit=memory_limit, threads=threads, size=parallel)
     try:
         folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
-        listed = discover.list_sources(src, pipe, folders)
+        listed = discover.list_sources(src, pipe, folders, exclude=_nested_dest(ws, src))
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
         listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
@@ -210,7 +213,11 @@ def _run_locked(
         emit.phase(
             "stage", len(todo), f"{pipe.name}: run {run_id}: {len(todo)} of {len(listed)} files to stage"
         )
-        pool.each(todo, lambda eng, f: _stage_one(eng, catalog, src, ws, pipe, f, run_id, report, emit))
+        # Remote files download a few ahead of the workers that stage them.
+        with Prefetcher(src, todo, ws.work_dir / "spool") as fetcher:
+            pool.each(
+                todo, lambda eng, f: _stage_one(eng, catalog, src, ws, pipe, f, run_id, report, emit, fetcher)
+            )
 
         all_parts = catalog.parts(pipe.name)
         built = catalog.partitions(pipe.name)
@@ -327,6 +334,30 @@ def _relative(src: Storage, uri: str) -> str:
     rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
     return rel.replace(":", "_")
 
+def _nested_dest(ws: Workspace, src: Storage) -> tuple[str, ...]:
+    """A destination inside the source (seed 002: raw at the bucket root, results/ below it)
+    is never listed as input."""
+    if ws.dest.url.startswith(src.url.rstrip("/") + "/"):
+        return (ws.dest.url,)
+    return ()
+
+
+def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
+    if ws.dest.url.rstrip("/") == src.url.rstrip("/"):
+        raise UsageError(
+            f"--dest {ws.dest.url} is the source folder itself: results would mix with raw files; "
+            "use a subfolder such as results/"
+        )
+    if ws.dest.is_s3:
+        ws.dest.require_root("destination")  # a missing bucket or no access: fail before any work
+    if not ws.dest.local and state is None:
+        # Say where the catalog is: it decides what the next run thinks is new.
+        log.info(
+            "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
+            ws.state,
+        )
+
+
 
 def _stage_one(
     eng: Any,
@@ -342,20 +373,36 @@ def _stage_one(
     rel = _relative(src, f.uri)
     qroot = ws.quarantine_root / pipe.name
     try:
-        with src.local_copy(f.uri, ws.work_dir / "spool") as path:
-            stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
-            staged: Staged = stager(eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel)
-    except FileRejected as exc:
-        q = whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
+        try:
+            local = fetcher.take(f) if fetcher else src.local_copy(f.uri, ws.work_dir / "spool")
+            with local as path:
+                stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
+                staged: Staged = stager(
+                    eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
+                )
+            # A remote destination gets the rejected rows too, before the catalog commits.
+            staged.quarantine = keep_quarantine(ws.dest, ws.work_dir, staged.quarantine)
+        except FileRejected as exc:
+            rejected = exc
+            q = keep_quarantine(
+                ws.dest, ws.work_dir, whole_file_quarantine(qroot, rel, f.uri, f"file rejected: {exc}", "")
+            )
+    except Exception as exc:  # unreadable now, or its quarantine not kept: retried next run
+        rejected, failure = None, exc
+    if rejected is not None:
+        exc = rejected
         faults.point("stage.before_commit")
         old = catalog.record_file_problem(
             pipe.name, f.uri, f.size, f.version, "rejected", str(exc), run_id, q
         )
         _remove_parts(old)
         with _REPORT_LOCK:
+    fetcher: Prefetcher | None = None,
             report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
             report.quarantine.append(q)
         emit.emit(
+    rejected: FileRejected | None = None
+    failure: Exception | None = None
             "file_rejected",
             f"rejected {f.uri}: {exc}",
             level=logging.ERROR,
@@ -364,7 +411,8 @@ def _stage_one(
             error=str(exc),
         )
         return
-    except Exception as exc:  # unreadable now; retried next run
+    if failure is not None:
+        exc = failure
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "failed", msg, run_id)
         with _REPORT_LOCK:

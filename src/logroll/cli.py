@@ -512,6 +512,41 @@ def _print_crontab(
         )
 
 
+@app.command("report")
+def html_report(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    dest: Dest = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "report.html",
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
+    ] = None,
+    config: ConfigFile = None,
+    state: State = None,
+    work_dir: WorkDir = None,
+    runs: Annotated[int, typer.Option("--runs", help="How many recent runs to chart.")] = 50,
+) -> None:
+    """Write a self-contained HTML report: rows per day, rejects, duplicates, late rows, run times."""
+    from . import html_report as report_mod
+
+    pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
+    _require(opts, "dest")
+    pipe = _call(api.resolve, pipe, initials=opts.get("initials"))
+    storage_options = None
+    path, data = _call(
+        report_mod.build,
+        pipe,
+        dest=opts["dest"],
+        out=out,
+        state=opts.get("state"),
+        work_dir=opts.get("work_dir"),
+        runs=runs,
+        storage_options=storage_options,
+    )
+    typer.echo(
+        f"wrote {path} ({len(data.days)} days, {len(data.runs)} runs, {len(data.samples)} quarantine samples)"
+    )
+
+
 @app.command()
 def validate(
     config: ConfigFile = None,
