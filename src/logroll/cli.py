@@ -201,7 +201,7 @@ def run(
         str | None,
         typer.Option(
             "--memory-limit",
-            help="Engine memory cap; larger days spill to disk [default: 2GB].",
+            help="Engine memory cap; larger days spill to disk [default: 800MB, 2GB for spark].",
             envvar="LOGROLL_MEMORY_LIMIT",
         ),
     ] = None,
