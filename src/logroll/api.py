@@ -146,6 +146,7 @@ def run(
     if hasattr(ws.dest, "publish_output"):  # tables are loaded from typed Parquet, not CSV
         ws.dest.check(pipe)
         pipe = pipe.with_format("parquet")
+    _check_remote_dest(ws, src, state)
     catalog = Catalog(ws.state)
     lock = RunLock(catalog, pipe.name, wait=wait)
     try:
@@ -157,7 +158,6 @@ def run(
             catalog,
             start,
             end,
-    _check_remote_dest(ws, src, state)
             requested,
             lateness,
             force,
@@ -323,21 +323,6 @@ def _run_locked(
     return report
 
 
-def _days_with_files(pipe: Pipeline, src: Storage, listed: list[FileVersion], days: list[str]) -> set[str]:
-    rels = [_relative(src, f.uri) for f in listed]
-    out = set()
-    for d in days:
-        folder = dt.date.fromisoformat(d).strftime(pipe.layout).strip("/") + "/"
-        if any(r.startswith(folder) for r in rels):
-            out.add(d)
-    return out
-
-
-def _relative(src: Storage, uri: str) -> str:
-    base = src.url.rstrip("/") + "/"
-    rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
-    return rel.replace(":", "_")
-
 def _nested_dest(ws: Workspace, src: Storage) -> tuple[str, ...]:
     """A destination inside the source (seed 002: raw at the bucket root, results/ below it)
     is never listed as input."""
@@ -362,6 +347,21 @@ def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
         )
 
 
+def _days_with_files(pipe: Pipeline, src: Storage, listed: list[FileVersion], days: list[str]) -> set[str]:
+    rels = [_relative(src, f.uri) for f in listed]
+    out = set()
+    for d in days:
+        folder = dt.date.fromisoformat(d).strftime(pipe.layout).strip("/") + "/"
+        if any(r.startswith(folder) for r in rels):
+            out.add(d)
+    return out
+
+
+def _relative(src: Storage, uri: str) -> str:
+    base = src.url.rstrip("/") + "/"
+    rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
+    return rel.replace(":", "_")
+
 
 def _stage_one(
     eng: Any,
@@ -373,9 +373,12 @@ def _stage_one(
     run_id: int,
     report: RunReport,
     emit: Emitter,
+    fetcher: Prefetcher | None = None,
 ) -> None:
     rel = _relative(src, f.uri)
     qroot = ws.quarantine_root / pipe.name
+    rejected: FileRejected | None = None
+    failure: Exception | None = None
     try:
         try:
             local = fetcher.take(f) if fetcher else src.local_copy(f.uri, ws.work_dir / "spool")
@@ -401,12 +404,9 @@ def _stage_one(
         )
         _remove_parts(old)
         with _REPORT_LOCK:
-    fetcher: Prefetcher | None = None,
             report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
             report.quarantine.append(q)
         emit.emit(
-    rejected: FileRejected | None = None
-    failure: Exception | None = None
             "file_rejected",
             f"rejected {f.uri}: {exc}",
             level=logging.ERROR,

@@ -19,12 +19,15 @@ def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int)
     return sorted({d.strftime(pipeline.layout) for d in day_range(lo, hi)})
 
 
-def list_sources(storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None) -> list[FileVersion]:
+def list_sources(
+    storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None, exclude: tuple[str, ...] = ()
+) -> list[FileVersion]:
+    """Input files under the day `folders` (all of them when None), minus those under `exclude`."""
     if folders is None:
-        return storage.list_files("", pipeline.suffixes)
+        return storage.list_files("", pipeline.suffixes, exclude)
     seen: dict[str, FileVersion] = {}
     for folder in folders:
-        for f in storage.list_files(folder, pipeline.suffixes):
+        for f in storage.list_files(folder, pipeline.suffixes, exclude):
             seen[f.uri] = f
     return sorted(seen.values(), key=lambda f: f.uri)
 

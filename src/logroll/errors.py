@@ -41,3 +41,8 @@ class RunFailed(LogrollError):
 
 class LockedError(LogrollError):
     """Another run holds the lock for this pipeline and state."""
+
+
+class TransientError(LogrollError):
+    """A store kept failing with throttling, 5xx or dropped connections after every retry:
+    the file or day fails, and the next run tries it again."""

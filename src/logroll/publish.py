@@ -46,3 +46,22 @@ def md5_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def keep_quarantine(dest: Storage, work_dir: Path, local: str | None) -> str | None:
+    """Where a quarantine file lives for good: beside the outputs, under DEST/_logroll/.
+
+    A local destination's work dir is already DEST/_logroll. A remote destination gets the file
+    uploaded to DEST/_logroll/<its path in the work dir>, so rejected rows are never only on
+    the machine that ran; the returned URI is what the catalog and the report point at.
+    """
+    if local is None or dest.local:
+        return local
+    path = Path(local)
+    try:
+        rel = path.relative_to(work_dir).as_posix()
+    except ValueError:
+        rel = f"quarantine/{path.name}"
+    uri = dest.put_atomic(path, f"_logroll/{rel}")
+    path.unlink(missing_ok=True)
+    return uri

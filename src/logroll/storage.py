@@ -21,8 +21,7 @@ from typing import Any
 
 import fsspec
 
-from . import faults
-from . import s3
+from . import faults, s3
 from .errors import SourceNotFound, StorageError, TransientError
 
 
