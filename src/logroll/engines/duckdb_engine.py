@@ -123,12 +123,6 @@ class DuckDBEngine:
         con.execute("DROP TABLE __checked")
         return StagedFile(sum(r for r, _ in parts.values()), parts, structural, semantic)
 
-    def stage_rows(self, rows: pa.Table, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
-        """Write already-validated, typed rows (from any reader) as per-day parts."""
-        self.con.register("__rows", rows)
-        try:
-            return self._write_parts(pipeline, "__rows", part_dir)
-        finally:
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> Any:
@@ -137,6 +131,12 @@ class DuckDBEngine:
 
         return stage_jsonl(self, path, source_uri, pipeline, part_dir, quarantine_file)
 
+    def stage_rows(self, rows: pa.Table, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
+        """Write already-validated, typed rows (from any reader) as per-day parts."""
+        self.con.register("__rows", rows)
+        try:
+            return self._write_parts(pipeline, "__rows", part_dir)
+        finally:
             self.con.unregister("__rows")
 
     def _write_parts(
