@@ -113,6 +113,7 @@ class RunLock:
         self.poll = poll
         self.token = uuid.uuid4().hex
         self.lost = False
+        self.held = False
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
 
@@ -131,6 +132,7 @@ class RunLock:
                 time.sleep(random.uniform(0.01, 0.1))
                 continue
             if row is None:
+                self.held = True
                 self._start_heartbeat()
                 return
             remaining = deadline - time.monotonic()
@@ -208,6 +210,10 @@ class RunLock:
                 )
 
     def release(self) -> None:
+        """Free the lock if this object holds it (a no-op otherwise)."""
+        if not self.held:
+            return
+        self.held = False
         self._stop.set()
         if self._beater is not None:
             self._beater.join(timeout=10)
