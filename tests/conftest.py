@@ -93,3 +93,45 @@ def pg_url(postgres, request) -> str:
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
     return postgres.create_database(name)
+
+
+# ---- S3 (tests/s3server.py): one moto server per session, a fresh bucket per test --------------
+@pytest.fixture(scope="session")
+def moto_server():
+    """`python -m moto.server` on 127.0.0.1 and a free port for the whole session."""
+    from s3server import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(moto_server, request) -> str:
+    """Name of a new empty bucket on the session's moto server."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
+    moto_server.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_proxy(moto_server):
+    """A request-counting, fault-injecting proxy in front of the moto server."""
+    from s3server import S3Proxy
+
+    with S3Proxy(moto_server.endpoint_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_env(tmp_path) -> dict[str, str]:
+    """Environment for a CLI subprocess: test credentials, no AWS settings from this machine, a
+    HOME of its own (the default catalog of a remote destination lives under ~/.cache/logroll),
+    and short retry backoff."""
+    from s3server import TEST_CREDENTIALS, isolated_aws_env
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**isolated_aws_env(home), **TEST_CREDENTIALS, "LOGROLL_S3_BACKOFF": "0.05"}

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import api, cli_ingest
+from . import api, cli_ingest, s3
 from . import config as config_mod
 from .errors import LogrollError, UsageError
 
@@ -55,7 +55,8 @@ State = Annotated[
     str | None,
     typer.Option(
         "--state",
-        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite].",
+        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite; for an "
+        "s3:// DEST, ~/.cache/logroll/<hash of DEST>/catalog.sqlite on this machine].",
         envvar="LOGROLL_STATE",
     ),
 ]
@@ -68,6 +69,22 @@ WorkDir = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        help="S3-compatible endpoint (MinIO, Ceph, R2...) [default: AWS_ENDPOINT_URL, config.yaml, AWS].",
+    ),
+]
+AwsConfig = Annotated[
+    str | None,
+    typer.Option(
+        "--aws-config",
+        help="YAML file with an aws: section (access_key_id, secret_access_key, region, endpoint_url) "
+        "[default: ./config.yaml if it has one, else the AWS chain: env vars, AWS_PROFILE, instance role].",
+        envvar="LOGROLL_AWS_CONFIG",
+    ),
+]
 
 
 Wait = Annotated[
@@ -220,6 +237,8 @@ def run(
     wait: Wait = 0.0,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
     as_json: Json = False,
     output_format: Annotated[
         str | None,
@@ -264,6 +283,7 @@ def run(
     )
     _require(opts, "source", "dest")
     progress = _command_logging(log_format, bar=True)
+    storage_options = _call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
     with progress or contextlib.nullcontext():
         report = _call(
             api.run,
@@ -275,6 +295,7 @@ def run(
             parallel=parallel,
             wait=wait,
             on_event=progress,
+            storage_options=storage_options,
             output_format=output_format,
         )
     if as_json:
@@ -302,6 +323,8 @@ def status(
     ] = False,
     state: State = None,
     work_dir: WorkDir = None,
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
     as_json: Json = False,
 ) -> None:
     """Days built, dirty and failed; files rejected or failed; recent runs."""
@@ -310,7 +333,15 @@ def status(
     pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     _require(opts, "dest")
     pipe = _call(api.resolve, pipe, initials=opts.get("initials"))
-    info = _call(api.status, pipe, dest=opts["dest"], state=opts.get("state"), work_dir=opts.get("work_dir"))
+    storage_options = _call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
+    info = _call(
+        api.status,
+        pipe,
+        dest=opts["dest"],
+        state=opts.get("state"),
+        work_dir=opts.get("work_dir"),
+        storage_options=storage_options,
+    )
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
@@ -599,6 +630,57 @@ def demo(
         seed=seed,
     )
     typer.echo(f"wrote {len(files)} files under {directory}")
+
+
+@app.command("impressions")
+def impressions(
+    bucket_name: Annotated[
+        str,
+        typer.Option("--bucket_name", "--bucket-name", help="S3 bucket with raw files under YYYY/MM/DD/."),
+    ],
+    date_partition: Annotated[
+        str, typer.Option("--date_partition", "--date-partition", help="Day to process (YYYY-MM-DD).")
+    ],
+    initials: Annotated[
+        str, typer.Option("--initials", help="Initials in the result's file name.")
+    ] = "Guy_Fawkes",
+    transformation_type: Annotated[
+        str,
+        typer.Option(
+            "--transformation_type",
+            "--transformation-type",
+            help="Transformation to run (a wrong name lists them).",
+        ),
+    ] = "aggregate_impressions",
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
+    state: State = None,
+    work_dir: WorkDir = None,
+    as_json: Json = False,
+) -> None:
+    """Seed 002: s3://BUCKET/YYYY/MM/DD/*.csv -> s3://BUCKET/results/YYYY/MM/DD/daily_agg_YYYYMMDD_INITIALS.csv.
+
+    The same run as `logroll run impressions DATE --source s3://BUCKET --dest s3://BUCKET/results`.
+    """
+    from . import transformations
+
+    source = _call(s3.bucket_url, bucket_name)
+    pipe = _call(transformations.select, "impressions", transformation_type)
+    storage_options = _call(s3.options_for, [source], endpoint_url, aws_config)
+    report = _call(
+        api.run,
+        pipe,
+        date_partition,
+        source=source,
+        dest=f"{source}/results",
+        initials=initials,
+        state=state,
+        work_dir=work_dir,
+        storage_options=storage_options,
+    )
+    typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
+    if report.status != "ok":
+        raise typer.Exit(1)
 
 
 cli_ingest.register(app, sys.modules[__name__])
