@@ -56,7 +56,6 @@ class Settings(_Model):
     initials: str | None = None
     timestamp_column: str | None = None
 
-
     @field_validator("memory_limit")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
@@ -79,6 +78,7 @@ class ColumnSpec(_Model):
     formats: list[str] = []
     source: str | None = None  # "" is a real header: the unnamed first column of a pandas export
     detect: bool = False
+    sql: str | None = Field(default=None, min_length=1)  # computed from the columns before it
 
     @field_validator("name")
     @classmethod
@@ -164,8 +164,6 @@ class PipelineSpec(_Model):
 
 class ConfigFile(Settings):
     pipelines: dict[str, PipelineSpec] = {}
-    # The ingest pipeline's section (scanner, workers, schema), validated by logroll.ingest.
-    ingest: dict[str, Any] | None = None
 
 
 def _check(fn: Any, *args: Any) -> None:
@@ -177,14 +175,19 @@ def _check(fn: Any, *args: Any) -> None:
 
 
 # ---- errors --------------------------------------------------------------------------------
+_UNION_TAGS = ("str", "EventTimeSpec")  # pydantic's names for event_time's two forms
+
+
+def _is_tag(parts: tuple[Any, ...] | list[Any], i: int) -> bool:
+    return i > 0 and parts[i - 1] == "event_time" and parts[i] in _UNION_TAGS
+
+
 def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
     out = ""
-    for p in parts:
+    for i, p in enumerate(parts):
         if isinstance(p, int):
             out += f"[{p}]"
-        elif p in ("str", "EventTimeSpec"):
-            continue  # pydantic's names for union branches, not fields
-        else:
+        elif not _is_tag(parts, i):
             out += ("." if out else "") + str(p)
     return out or "(top level)"
 
@@ -223,18 +226,18 @@ def _raise(where: str, problems: list[tuple[str, str]]) -> None:
 def _from_validation(where: str, exc: ValidationError) -> None:
     seen: dict[str, str] = {}
     for err in exc.errors():
-        loc = _loc(err["loc"])
-        if any(tag in err["loc"] for tag in ("str", "EventTimeSpec")):
-            # event_time is a name or a mapping: one line for both ways it failed
-            msg = "expected a column name, or a mapping with 'column' (and optional 'formats')"
-            if "EventTimeSpec" in err["loc"] and err["loc"][-1] != "EventTimeSpec":
-                msg = _describe(err)  # the mapping form, wrong inside
-                seen[loc] = msg
-                continue
-            seen.setdefault(loc, msg)
+        parts = err["loc"]
+        tagged = [i for i in range(len(parts)) if _is_tag(parts, i)]
+        if tagged and len(parts) == tagged[0] + 1:
+            # event_time is a name or a mapping and is neither: one line for both forms
+            seen.setdefault(
+                _loc(parts), "expected a column name, or a mapping with 'column' (and optional 'formats')"
+            )
             continue
-        seen.setdefault(loc, _describe(err))
-    _raise(where, list(seen.items()))
+        seen.setdefault(_loc(parts), _describe(err))
+    # a mistake inside the mapping form says more than "neither form"
+    problems = [(loc, msg) for loc, msg in seen.items() if not any(o.startswith(loc + ".") for o in seen)]
+    _raise(where, problems)
 
 
 # ---- declared pipelines -----------------------------------------------------------------------
@@ -348,6 +351,13 @@ def check_pipeline(pipe: Pipeline, at: str) -> list[tuple[str, str]]:
                         f"{col!r} is not an output column; columns: {', '.join(columns or [])}",
                     )
                 )
+    for i, col in enumerate(pipe.columns):
+        expr = getattr(col, "sql", None)
+        if expr is not None:
+            query = f"SELECT ({expr}) FROM rows"
+            error = _check_sql(query, {"rows"}) or (None if pipe.passthrough else _bind(pipe, query)[1])
+            if error:
+                problems.append((f"{at}.columns[{i}].sql", error))
     for i, (condition, _) in enumerate(pipe.checks):
         query = f"SELECT ({condition}) FROM rows"
         error = _check_sql(query, {"rows"})
@@ -404,6 +414,7 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
             tuple(et_formats if (c.name == et and et_formats) else c.formats),
             c.source,
             c.detect,
+            **({"sql": c.sql} if c.sql is not None else {}),
         )
         for c in spec.columns
     )
@@ -448,7 +459,7 @@ _EXPRESSED = {
         "name", "columns", "event_time", "key", "outputs", "description", "input_format", "suffixes",
         "layout", "params", "version", "passthrough", "delimiter", "null_values", "checks",
     },
-    Column: {"name", "type", "required", "formats", "source", "detect"},
+    Column: {"name", "type", "required", "formats", "source", "detect", "sql"},
     Output: {"name", "sql", "path", "format", "order_by", "time_column", "time_format"},
 }  # fmt: skip
 
@@ -493,6 +504,8 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
             d["source"] = c.source
         if c.detect:
             d["detect"] = True
+        if getattr(c, "sql", None) is not None:
+            d["sql"] = c.sql
         columns.append(d)
     outputs = []
     for o in pipe.outputs:
