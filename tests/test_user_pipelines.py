@@ -169,3 +169,53 @@ def test_a_json_lines_pipeline_over_the_hipages_sample(cli, tmp_path):
     again = cli("run", "actions", "--config", str(conf), "--source", str(src), "--dest", str(out))
     assert "nothing to do" in again.out
     assert tree_bytes(out) == before and tree_mtimes(out) == mtimes
+
+
+SEMICOLON_PIPELINE = """
+pipelines:
+  orders:
+    input: {delimiter: ";", layout: "%d.%m.%Y", null_values: ["", "n/a"]}
+    columns:
+      - {name: order_id, type: string}
+      - {name: at, type: timestamp, formats: ["%d.%m.%Y %H:%M"]}
+      - {name: amount, type: float}
+      - {name: shop, type: string, required: false}
+    event_time: at
+    key: [order_id]
+    checks: [{condition: "amount >= 0", reason: negative amount}]
+    outputs:
+      - name: revenue
+        sql: SELECT coalesce(shop, '?') AS shop, sum(amount) AS revenue, count(*) AS orders FROM rows GROUP BY 1
+        path: "revenue_{date:%Y%m%d}.csv"
+        order_by: [shop]
+"""
+
+
+def test_input_options_delimiter_layout_null_values_and_checks(cli, tmp_path):
+    src = tmp_path / "drops" / "30.01.2021"
+    src.mkdir(parents=True)
+    (src / "orders.csv").write_text(
+        "order_id;at;amount;shop\n"
+        "o1;30.01.2021 10:00;5.5;north\n"
+        "o2;30.01.2021 11:00;-1;north\n"  # fails the check
+        "o3;30.01.2021 12:00;2;n/a\n"  # n/a is empty
+        "o1;30.01.2021 10:00;5.5;north\n"  # a duplicate key
+        "o4;30.01.2021 13:00;x;south\n"  # not a number
+    )
+    conf = tmp_path / "logroll.yaml"
+    conf.write_text(SEMICOLON_PIPELINE)
+    out = tmp_path / "out"
+    r = cli("run", "orders", "2021-01-30", "--config", str(conf), "--source", str(tmp_path / "drops"),
+            "--dest", str(out), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    report = r.json()
+    assert (report["rows_read"], report["rows_rejected"], report["duplicates"]) == (5, 2, 1)
+    assert read_csv(out / "revenue_20210130.csv") == [
+        ["shop", "revenue", "orders"],
+        ["?", "2.0", "1"],
+        ["north", "5.5", "1"],
+    ]
+    (quarantine,) = report["quarantine"]
+    rejected = {row[1]: row[2] for row in read_csv(Path(quarantine))[1:]}
+    assert rejected["3"] == "negative amount"
+    assert rejected["6"].startswith("bad amount: expected a number")
