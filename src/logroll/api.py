@@ -29,7 +29,6 @@ from .report import RunReport
 from .sinks import is_sink_url
 from .prefetch import Prefetcher
 from .publish import keep_quarantine
-from .jsonl import stage_jsonl
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .workers import EnginePool
@@ -383,7 +382,10 @@ def _stage_one(
         try:
             local = fetcher.take(f) if fetcher else src.local_copy(f.uri, ws.work_dir / "spool")
             with local as path:
-                stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
+                if pipe.input_format == "jsonl":  # imported here: numpy, a tenth of a second
+                    from .jsonl import stage_jsonl as stager
+                else:
+                    stager = stage_csv
                 staged: Staged = stager(
                     eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
                 )
