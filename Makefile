@@ -11,7 +11,8 @@ $(BIN)/logroll: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# moto[server] and s3fs resolve together: they share botocore pins.
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	# spark: the Spark engine's tests (tests/test_spark*.py) need pyspark and a Java 17+ runtime.
+	$(BIN)/pip install --quiet -e '.[test,postgres,spark]'
 	@touch $(BIN)/logroll
 
 install: $(BIN)/logroll

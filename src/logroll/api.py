@@ -22,6 +22,7 @@ from . import discover, faults
 from .catalog import Catalog, redact_url
 from .catalog.lock import RunLock
 from .dates import day_range, parse_date
+from .engines import engine_settings
 from .errors import NoInputError, UsageError
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
@@ -112,6 +113,8 @@ def run(
     wait: float = 0.0,
     on_event: EventCallback | None = None,
     output_format: str | None = None,
+    spark_master: str | None = None,
+    spark_conf: list[str] | dict[str, str] | None = None,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -125,8 +128,12 @@ def run(
 
     `output_format` (csv or parquet) overrides the outputs' file format. A `dest` of
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
+
+    `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
+    `engine="spark"` only.
     """
     started = time.monotonic()
+    engine_options = engine_settings(engine, spark_master, spark_conf)
     # layout (strftime of the date folders) and timestamp_column (header of the event time)
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
@@ -166,6 +173,7 @@ def run(
             parallel,
             on_event,
             started,
+            engine_options,
         )
     finally:
         lock.release()
@@ -197,13 +205,16 @@ def _run_locked(
     parallel: int,
     on_event: EventCallback | None,
     started: float,
+    engine_options: dict[str, Any] | None = None,
 ) -> RunReport:
     """The run itself, while this process holds the pipeline's lock."""
     report = RunReport(pipeline=pipe.name, engine=engine, state=redact_url(ws.state))
     report.run_id = run_id = catalog.start_run(pipe.name)
     emit = Emitter(pipe.name, run_id, on_event)
     faults.point("run.started")
-    pool = EnginePool(engine, ws.work_dir, memory_limit=memory_limit, threads=threads, size=parallel)
+    pool = EnginePool(
+        engine, ws.work_dir, memory_limit=memory_limit, threads=threads, size=parallel, options=engine_options
+    )
     try:
         folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
         listed = discover.list_sources(src, pipe, folders, exclude=_nested_dest(ws, src))

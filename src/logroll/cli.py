@@ -212,7 +212,24 @@ def run(
     timestamp_column: TimestampColumn = None,
     force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+        str | None,
+        typer.Option(
+            "--engine",
+            help="duckdb (default) or spark (pip install 'logroll[spark]').",
+            envvar="LOGROLL_ENGINE",
+        ),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
+            envvar="LOGROLL_SPARK_MASTER",
+        ),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--conf", help="For --engine spark: a Spark setting KEY=VALUE; repeat for more."),
     ] = None,
     memory_limit: Annotated[
         str | None,
@@ -252,6 +269,9 @@ def run(
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli_ingest.py
+        if (engine and engine != "duckdb") or master or spark_conf:
+            # Each file is loaded on its own as it lands: there is no day build to distribute.
+            _fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
         return cli_ingest.run(
             source=source,
             dest=dest,
@@ -279,6 +299,8 @@ def run(
             work_dir=work_dir,
             layout=layout,
             timestamp_column=timestamp_column,
+            spark_master=master,
+            spark_conf=spark_conf or None,
         ),
     )
     _require(opts, "source", "dest")

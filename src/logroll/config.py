@@ -55,6 +55,21 @@ class Settings(_Model):
     layout: str | None = None
     initials: str | None = None
     timestamp_column: str | None = None
+    # --engine spark only: --master and --conf (a mapping here; "k=v k=v" in LOGROLL_SPARK_CONF)
+    spark_master: str | None = None
+    spark_conf: dict[str, str] | None = None
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_conf(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            pairs = [item.partition("=") for item in v.replace(",", " ").split()]
+            if any(not sep or not key for key, sep, _ in pairs):
+                raise ValueError("expected KEY=VALUE items, e.g. spark.executor.memory=4g")
+            return {key: value for key, _, value in pairs}
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        return v
 
     @field_validator("memory_limit")
     @classmethod

@@ -26,7 +26,10 @@ def typed_expr(col: Column, raw: str) -> str:
     if col.type == "integer":
         return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN TRY_CAST({v} AS BIGINT) END"
     if col.type == "float":
-        return f"TRY_CAST({v} AS DOUBLE)"
+        # -0.0 staged as 0.0: engines disagree on which of two equal zeros a min or a DISTINCT
+        # keeps (DuckDB's sort keys drop the sign), so outputs could differ by a minus sign.
+        t = f"TRY_CAST({v} AS DOUBLE)"
+        return f"CASE WHEN {t} = 0 THEN CAST(0 AS DOUBLE) ELSE {t} END"
     if col.type == "boolean":
         return f"TRY_CAST({v} AS BOOLEAN)"
     parsed = []

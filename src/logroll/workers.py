@@ -72,7 +72,9 @@ class EnginePool:
         memory_limit: str,
         threads: int | None,
         size: int = 1,
+        options: dict[str, Any] | None = None,
     ):
+        """`options` go to every engine as they are (e.g. the Spark engine's master and conf)."""
         if size < 1:
             raise UsageError("--parallel must be 1 or more")
         self.size = size
@@ -85,7 +87,9 @@ class EnginePool:
                 # Each worker spills to its own folder: engines must not share temp files.
                 wd = Path(work_dir) if i == 0 else Path(work_dir) / "workers" / str(i)
                 self.engines.append(
-                    make_engine(engine, wd, memory_limit=self.memory_limit, threads=self.threads)
+                    make_engine(
+                        engine, wd, memory_limit=self.memory_limit, threads=self.threads, **(options or {})
+                    )
                 )
         except BaseException:
             self.close()

@@ -11,7 +11,7 @@ from .base import BuildOutcome, Engine, StageOutcome
 
 ENGINES = ("duckdb", "spark")
 
-__all__ = ["BuildOutcome", "Engine", "StageOutcome", "make_engine", "ENGINES"]
+__all__ = ["BuildOutcome", "Engine", "StageOutcome", "make_engine", "engine_settings", "ENGINES"]
 
 
 def make_engine(name: str, work_dir: Path, **options: Any) -> Engine:
@@ -25,6 +25,24 @@ def make_engine(name: str, work_dir: Path, **options: Any) -> Engine:
         from .spark_engine import SparkEngine
 
         return SparkEngine(work_dir, **options)
+    raise _unknown(name)
+
+
+def engine_settings(
+    name: str, spark_master: str | None = None, spark_conf: list[str] | dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The options for engine `name`, refusing ones another engine would silently ignore."""
+    if name not in ENGINES:
+        raise _unknown(name)
+    if name == "spark":
+        return {"master": spark_master, "conf": spark_conf}
+    given = [flag for flag, value in (("--master", spark_master), ("--conf", spark_conf)) if value]
+    if given:
+        raise UsageError(f"{' and '.join(given)} apply to --engine spark only, not to {name}")
+    return {}
+
+
+def _unknown(name: str) -> UsageError:
     close = difflib.get_close_matches(name, ENGINES, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise UsageError(f"unknown engine {name!r}: {hint}choose one of {', '.join(ENGINES)}")
+    return UsageError(f"unknown engine {name!r}: {hint}choose one of {', '.join(ENGINES)}")

@@ -21,37 +21,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
-
 from .. import sql
-from ..errors import ConfigError
 from ..pipelines.base import Pipeline
+from ..transpile import spark_type, to_spark
 from ..writer import write_output
 from . import spark_session
 from .base import BuildOutcome
 from .duckdb_engine import DuckDBEngine, output_columns
-
-
-def to_spark(query: str) -> str:
-    """DuckDB-dialect SQL as Spark SQL; a construct Spark lacks is a config error, not a guess."""
-    try:
-        return sqlglot.transpile(query, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)[0]
-    except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"this SQL cannot run on Spark ({first}); write it with functions both engines have: "
-            f"{' '.join(query.split())[:120]}"
-        ) from None
-
-
-def spark_type(duckdb_type: str) -> str:
-    """A DuckDB column type as Spark DDL; wall-clock timestamps stay wall-clock (NTZ)."""
-    dt = exp.DataType.build(duckdb_type, dialect="duckdb")
-    if dt.this == exp.DataType.Type.TIMESTAMP:
-        return "TIMESTAMP_NTZ"
-    return dt.sql(dialect="spark")
 
 
 class _Shared:
@@ -150,6 +126,8 @@ class SparkEngine:
             f"CREATE OR REPLACE TEMP VIEW rows AS {sql.dedupe_select(pipeline, duck_source, columns)}"
         )
         try:
+            rows_rel = con.sql("SELECT * FROM rows")
+            rows_schema = {"rows": dict(zip(rows_rel.columns, [str(t) for t in rows_rel.types], strict=True))}
             shapes = {out.name: output_columns(con, out) for out in pipeline.outputs}
         finally:
             con.execute("DROP VIEW IF EXISTS rows")
@@ -166,7 +144,8 @@ class SparkEngine:
         else:  # a day whose every file was retracted: empty, with the declared types
             src = spark.createDataFrame([], schema)
         src.createOrReplaceTempView("__src")
-        rows_in = src.count()
+        # Parquet footers hold the row counts: no need for a Spark job to count the input.
+        rows_in = con.execute(f"SELECT count(*) FROM {duck_source}").fetchone()[0]
         rows = spark.sql(to_spark(sql.dedupe_select(pipeline, "__src", columns)))
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -175,7 +154,7 @@ class SparkEngine:
             outputs: dict[str, tuple[Path, int]] = {}
             for out in pipeline.outputs:
                 names, types = shapes[out.name]
-                result = spark.sql(to_spark(out.sql))
+                result = spark.sql(to_spark(out.sql, rows_schema))
                 if len(result.columns) != len(names):
                     raise RuntimeError(
                         f"output {out.name!r}: Spark made {len(result.columns)} columns where DuckDB "
@@ -190,9 +169,15 @@ class SparkEngine:
                     f"CAST(c{i} AS {t}) AS {sql.ident(n)}"
                     for i, (n, t) in enumerate(zip(names, types, strict=True))
                 )
-                relation = f"(SELECT {typed} FROM read_parquet({sql.literal(str(staged / '*.parquet'))}))"
+                relation = f"SELECT {typed} FROM read_parquet({sql.literal(str(staged / '*.parquet'))})"
+                # Into a table first, as the DuckDB engine does: DuckDB's Parquet writer marks a
+                # column required from the table's statistics, so the bytes match only this way.
+                con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {relation}")
                 target = out_dir / f"{out.name}.{out.format}"
-                outputs[out.name] = (target, write_output(con, out, relation, target))
+                try:
+                    outputs[out.name] = (target, write_output(con, out, "__out", target))
+                finally:
+                    con.execute("DROP TABLE IF EXISTS __out")
         finally:
             rows.unpersist()
             spark.catalog.dropTempView("rows")

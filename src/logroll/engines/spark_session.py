@@ -126,8 +126,12 @@ def check_master(master: str, timeout: float = CONNECT_TIMEOUT) -> None:
         if not _LOCAL.match(master):
             raise UsageError(f"--master {master!r}: use local, local[N], local[*] or spark://HOST:PORT")
         return
+    if master == "yarn" or master.startswith(("k8s://", "mesos://")):
+        return  # Spark's own launcher checks those
     if not master.startswith("spark://"):
-        return  # yarn, k8s://...: Spark's own launcher reports those
+        raise UsageError(
+            f"--master {master!r}: use local[N], local[*], spark://HOST:PORT, yarn or k8s://HOST:PORT"
+        )
     errors = []
     for hostport in master[len("spark://") :].split(","):  # HA: any reachable master will do
         host, _, port = hostport.rpartition(":")
