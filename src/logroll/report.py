@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Outputs and quarantine files listed one per line in the summary; the rest are counted.
+LIST_LIMIT = 20
+
 
 @dataclass
 class RunReport:
@@ -71,9 +74,21 @@ class RunReport:
             lines.append(f"  no input files for {d}")
         for w in self.warnings:
             lines.append(f"  warning: {w}")
-        for q in self.quarantine:
+        # A backfill touches hundreds of days: list the first few, count the rest.
+        for q in self.quarantine[:LIST_LIMIT]:
             lines.append(f"  quarantine: {q}")
-        for o in self.outputs:
-            mark = " (written)" if o in self.outputs_written else " (unchanged)"
+        if len(self.quarantine) > LIST_LIMIT:
+            lines.append(
+                f"  ... and {len(self.quarantine) - LIST_LIMIT} more quarantine files (--json lists them all)"
+            )
+        written = set(self.outputs_written)
+        for o in self.outputs[:LIST_LIMIT]:
+            mark = " (written)" if o in written else " (unchanged)"
             lines.append(f"  output: {o}{mark}")
+        if len(self.outputs) > LIST_LIMIT:
+            rest = self.outputs[LIST_LIMIT:]
+            lines.append(
+                f"  ... and {len(rest)} more outputs, {sum(1 for o in rest if o in written)} of them written"
+                " (--json lists them all)"
+            )
         return "\n".join(lines)
