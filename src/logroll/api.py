@@ -26,10 +26,10 @@ from .engines import engine_settings
 from .errors import NoInputError, UsageError
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
-from .report import RunReport
-from .sinks import is_sink_url
 from .prefetch import Prefetcher
 from .publish import keep_quarantine
+from .report import RunReport
+from .sinks import is_sink_url
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .workers import EnginePool

@@ -10,8 +10,11 @@ are not rows: they are skipped, but still counted in the line numbers.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +28,8 @@ from .stage import Staged, file_key
 
 CHUNK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
-LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_binary())])
+# A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.
+LINES_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.large_string()), ("bad", pa.large_string())])
 
 
 def json_path(source: str) -> str:
@@ -38,17 +42,46 @@ def json_path(source: str) -> str:
     return "$." + ".".join(f'"{p}"' for p in parts)
 
 
-def split_lines(data: bytes, first_line: int) -> pa.Table:
-    """Numbered lines of `data` (which ends at a line boundary or at the end of the input)."""
-    lines = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
-    if len(lines) and data.endswith(b"\n"):
-        lines = lines.slice(0, len(lines) - 1)  # the empty "line" after the last newline
+def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
+    """Raw lines (binary, a final LF or CRLF allowed) as numbered text without blank lines;
+    UTF-8 is checked by Arrow for the whole array at once, and line by line only when that fails."""
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
-    return pa.table([numbers, lines], schema=LINES_SCHEMA)
+    try:
+        text = lines.cast(pa.large_string())
+        bad = pa.nulls(len(lines), pa.large_string())
+    except pa.ArrowInvalid:  # some line is not UTF-8: find which (rare, so a loop is fine)
+        texts: list[str | None] = []
+        bads: list[str | None] = []
+        for raw in lines.to_pylist():
+            try:
+                texts.append(raw.decode("utf-8"))
+                bads.append(None)
+            except UnicodeDecodeError:
+                texts.append(None)
+                bads.append(raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
+        text, bad = pa.array(texts, pa.large_string()), pa.array(bads, pa.large_string())
+    text = pc.utf8_rtrim(text, "\r\n")
+    table = pa.table([numbers, text, bad], schema=LINES_SCHEMA)
+    blank = pc.equal(pc.binary_length(pc.ascii_trim(text, " \t")), 0)
+    return table.filter(pc.invert(pc.fill_null(blank, False)))
+
+
+def split_lines(data: bytes, first_line: int) -> tuple[pa.Table, int]:
+    """Numbered lines of `data` (which ends at a line boundary or at the end of the input), and
+    how many lines it held (blank ones included)."""
+    # Each line (with its LF) is a slice of `data`: the offsets come from numpy, no copy.
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+    if not data.endswith(b"\n") and data:
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([np.zeros(1, dtype=np.int64), ends.astype(np.int64)])
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    return lines_table(lines, first_line), len(ends)
 
 
 def line_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
-    """The file as tables of (line, raw bytes), about `chunk_bytes` at a time, lines numbered from 1."""
+    """The file as tables of LINES_SCHEMA, about `chunk_bytes` at a time, lines numbered from 1."""
     line = 1
     carry = b""
     with open(path, "rb") as fh:
@@ -66,49 +99,90 @@ def line_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table
                 carry = buf
                 continue
             carry = buf[cut + 1 :]
-            table = split_lines(buf[: cut + 1], line)
-            line += table.num_rows
+            table, n = split_lines(buf[: cut + 1], line)
+            line += n
             yield table
     if carry:
-        yield split_lines(carry, line)
+        yield split_lines(carry, line)[0]
+
+
+def prefetched(chunks: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """The chunks, cut by a background thread while the caller's SQL runs on the previous one
+    (Arrow and DuckDB both release the GIL)."""
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for c in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(c, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, name="logroll-jsonl-lines", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()
 
 
 def checked_select(pipeline: Pipeline, source: str) -> str:
     """SELECT __ord (the line), the typed declared columns, __reason and __raw (the line's text,
-    kept for rejected lines only) from `source` (line BIGINT, raw BLOB); blank lines dropped."""
-    paths = [json_path(c.header) for c in pipeline.columns]
+    kept for rejected lines only) from `source` (LINES_SCHEMA, as lines_table makes it)."""
+    read = [c for c in pipeline.columns if c.sql is None]  # computed columns are not in the JSON
+    paths = [json_path(c.header) for c in read]
     path_list = "[" + ", ".join(sql.literal(p) for p in paths) + "]"
-    raw = {c.name: f"__v[{i + 1}]" for i, c in enumerate(pipeline.columns)}
-    # decode() of invalid UTF-8 gives NULL: that line is a row (rejected), not a blank one.
-    lines = f"SELECT line, raw AS __blob, rtrim(try(decode(raw)), chr(13)) AS __text FROM {source}"
+    # One parse per line (json_valid, then all paths at once; no try(): DuckDB runs it row by
+    # row), and each field taken out of the list once.
     parsed = (
-        f"SELECT line, __blob, __text, try(json_extract_string(__text, {path_list})) AS __v "
-        f"FROM ({lines}) WHERE __text IS NULL OR trim(__text, ' ' || chr(9)) <> ''"
+        f"SELECT line, bad AS __bad, text AS __text, CASE WHEN json_valid(text) THEN "
+        f"json_extract_string(text, {path_list}) END AS __v FROM {source}"
     )
+    fields = ", ".join(f"__v[{i + 1}] AS __f{i}" for i in range(len(read)))
+    split = f"SELECT line, __bad, __text, __v IS NOT NULL AS __json, {fields} FROM ({parsed})"
     structural = [
         "WHEN __text IS NULL THEN 'invalid UTF-8'",
-        "WHEN __v IS NULL THEN 'invalid JSON'",
+        "WHEN NOT __json THEN 'invalid JSON'",
         f"WHEN NOT regexp_matches(__text, '^[ {chr(9)}]*[{{]') THEN 'not a JSON object'",
     ]
-    for i, c in enumerate(pipeline.columns):
-        v = f"__v[{i + 1}]"
+    for i, c in enumerate(read):
         structural.append(
-            f"WHEN left({v}, 1) IN ('{{', '[') AND json_type(__text, {sql.literal(paths[i])}) IN ('OBJECT', 'ARRAY') "
+            f"WHEN left(__f{i}, 1) IN ('{{', '[') AND json_type(__text, {sql.literal(paths[i])}) "
+            f"IN ('OBJECT', 'ARRAY') "
             f"THEN {sql.literal(f'bad {c.name}: expected a value at {c.header}, got a JSON object or array')}"
         )
         # PostgreSQL text cannot hold NUL: such a value would stop a database sink for good.
         structural.append(
-            f"WHEN contains({v}, chr(0)) THEN {sql.literal(f'bad {c.name}: contains a NUL character')}"
+            f"WHEN contains(__f{i}, chr(0)) THEN {sql.literal(f'bad {c.name}: contains a NUL character')}"
         )
-    keep = {"__text": "__text", "__v": "__v", "__blob": "__blob"}
-    checked = sql.checked_select(pipeline, raw, f"({parsed})", "line", passthrough=keep)
-    reason = f"CASE {' '.join(structural)} ELSE __reason END"
+    shaped = f"SELECT *, CASE {' '.join(structural)} END AS __sreason FROM ({split})"
+    raw = {c.name: f"__f{i}" for i, c in enumerate(read)}
+    keep = {"__text": "__text", "__bad": "__bad", "__sreason": "__sreason"}
+    checked = sql.checked_select(pipeline, raw, f"({shaped})", "line", passthrough=keep)
     cols = ", ".join(sql.ident(c.name) for c in pipeline.columns)
+    reasoned = (
+        f"SELECT __ord, {cols}, coalesce(__sreason, __reason) AS __reason, __text, __bad FROM ({checked})"
+    )
     return (
-        f"SELECT __ord, {cols}, {reason} AS __reason, "
-        # A line that is not UTF-8 is kept with its bad bytes escaped (\xFF).
-        f"CASE WHEN ({reason}) IS NOT NULL THEN coalesce(__text, CAST(__blob AS VARCHAR)) END AS __raw "
-        f"FROM ({checked})"
+        f"SELECT __ord, {cols}, __reason, "
+        f"CASE WHEN __reason IS NOT NULL THEN coalesce(__text, __bad) END AS __raw FROM ({reasoned})"
     )
 
 

@@ -131,6 +131,8 @@ def checked_select(
     inner = [f"{ordinal} AS __ord"]
     raw_refs: dict[str, str] = {}
     for i, col in enumerate(pipeline.columns):
+        if col.sql is not None:
+            continue  # computed below, from the typed columns
         if col.name in raw:
             inner.append(f"{typed_expr(col, raw[col.name])} AS {ident(col.name)}")
             inner.append(f"{raw[col.name]} AS __raw{i}")
@@ -139,9 +141,13 @@ def checked_select(
             inner.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
     inner.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
     typed = {name: ident(name) for name in raw_refs}
+    layers = f"(SELECT {', '.join(inner)} FROM {source})"
+    for col in pipeline.columns:  # one layer each: computed once, and usable by the next ones
+        if col.sql is not None:
+            layers = f"(SELECT *, CAST(({col.sql}) AS {col.sql_type}) AS {ident(col.name)} FROM {layers})"
     outer = ["__ord", *(ident(c.name) for c in pipeline.columns), *(ident(n) for n in (passthrough or {}))]
     outer.append(f"{reason_expr(pipeline, raw_refs, typed)} AS __reason")
-    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source})"
+    return f"SELECT {', '.join(outer)} FROM {layers}"
 
 
 def dedupe_select(

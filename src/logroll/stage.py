@@ -60,7 +60,7 @@ def check_header(header: list[str], pipeline: Pipeline) -> list[str]:
     resolved = list(header)
     missing = []
     for col in pipeline.columns:
-        if col.header in header:
+        if col.header in header or col.sql is not None:
             continue
         match = lowered.get(col.header.lower())
         if match is not None:

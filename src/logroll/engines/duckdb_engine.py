@@ -67,7 +67,11 @@ class DuckDBEngine:
         rejects, scans = f"__rej_{n}", f"__scan_{n}"
         positions = {name: i for i, name in enumerate(header)}
         columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-        raw = {c.name: f"c{positions[c.header]}" for c in pipeline.columns if c.header in positions}
+        raw = {
+            c.name: f"c{positions[c.header]}"
+            for c in pipeline.columns
+            if c.header in positions and c.sql is None
+        }
         declared = {c.header: c.name for c in pipeline.columns}
         passthrough = (
             {h: f"c{i}" for i, h in enumerate(header) if h not in declared} if pipeline.passthrough else {}

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from .. import jsonl, sql
 from ..pipelines.base import Pipeline
 
@@ -41,11 +39,11 @@ def stage_jsonl(
     the columns source_file, line, reason, raw_line."""
     con = engine.con
     select = jsonl.checked_select(pipeline, "__lines")
-    empty = pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.large_binary())})
+    empty = jsonl.LINES_SCHEMA.empty_table()
     con.register("__lines", empty)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE __jchecked AS {select} LIMIT 0")
-        for chunk in jsonl.line_chunks(path):
+        for chunk in jsonl.prefetched(jsonl.line_chunks(path)):
             con.unregister("__lines")
             con.register("__lines", chunk)
             con.execute(f"INSERT INTO __jchecked {select}")

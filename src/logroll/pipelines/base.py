@@ -47,6 +47,10 @@ class Column:
     # When no header matches, use the one column whose sampled values all parse as this type
     # (e.g. consolidate's timestamp, whose name differs from one log source to the next).
     detect: bool = False
+    # Computed, not read: an SQL expression over the typed columns declared before it (e.g.
+    # weblogs' url_level1). Staged with the others, so checks and outputs use it as a column
+    # and it is computed once per row.
+    sql: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -151,6 +155,12 @@ class Pipeline:
         for k in self.key:
             if k not in names:
                 raise ConfigError(f"pipeline {self.name!r}: key column {k!r} is not a declared column")
+        for c in self.columns:
+            if c.sql is not None and (c.name in self.key or c.name == self.event_time):
+                raise ConfigError(
+                    f"pipeline {self.name!r}: column {c.name!r} is computed (sql); key and event-time "
+                    "columns must be read from the input"
+                )
         if not self.outputs:
             raise ConfigError(f"pipeline {self.name!r}: declare at least one output")
 
@@ -259,6 +269,8 @@ def _nondefault(col: Column) -> dict[str, object]:
     d = asdict(col)
     if not d["detect"]:
         del d["detect"]
+    if d["sql"] is None:
+        del d["sql"]
     return d
 
 
