@@ -1,0 +1,451 @@
+"""`logroll stream`: read lines as they come, commit them one micro-batch at a time.
+
+A micro-batch closes at `batch_size` lines, or `max_delay` seconds after its first line came
+(a quiet stream still commits). Its events, the statistics it changes, its rejected lines and
+the input checkpoint (byte offset and line of a followed file; lines read from stdin) commit
+in one transaction (store.py). Killed anywhere, a restart resumes at the last checkpoint:
+nothing is lost and nothing counted twice, and events repeated on stdin are deduplicated by
+their key. SIGINT and SIGTERM close the open micro-batch, commit it and exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+import pyarrow as pa
+
+from .. import faults, jsonl
+from ..catalog import redact_url
+from ..errors import ConfigError, UsageError
+from ..pipelines import PRESETS, Pipeline, get_pipeline
+from .source import FollowSource, Rotated, StdinSource
+from .spec import StreamSpec
+from .stager import Stager
+from .store import Layout, Store
+
+log = logging.getLogger("logroll")
+
+_BOM = b"\xef\xbb\xbf"
+MAX_STAGE_LINES = 50_000  # lines staged in one DuckDB pass when a backlog is waiting
+
+
+@dataclass
+class StreamReport:
+    pipeline: str
+    dest: str
+    source: str
+    status: str = "ok"
+    stopped_by: str = ""  # "end of input" | "signal"
+    batches: int = 0
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    rows_unique: int = 0  # new unique events (less events replaced by a smaller duplicate)
+    duplicates: int = 0
+    checkpoint: dict[str, Any] = field(default_factory=dict)  # the input's state after the run
+    outputs_written: list[str] = field(default_factory=list)
+    quarantine: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        c = self.checkpoint
+        rate = self.rows_read / self.seconds if self.seconds else 0.0
+        lines = [
+            f"{self.pipeline}: stream stopped ({self.stopped_by}) after {self.seconds:.2f}s, "
+            f"{self.batches} micro-batches, {rate:,.0f} events/s",
+            f"  this run: rows read {self.rows_read:,} = valid {self.rows_valid:,} + rejected "
+            f"{self.rows_rejected:,}; valid = new unique {self.rows_unique:,} + duplicates {self.duplicates:,}",
+            f"  input {self.source}: all runs read {c.get('read', 0):,} = valid {c.get('valid', 0):,} + rejected "
+            f"{c.get('rejected', 0):,}; checkpoint at line {c.get('line', 0):,}, byte {c.get('offset', 0):,}",
+            f"  destination: {self.dest}",
+        ]
+        if self.outputs_written:
+            lines.append(f"  files written: {len(self.outputs_written)}")
+        if self.quarantine:
+            lines.append(f"  quarantine: {self.quarantine}")
+        return "\n".join(lines)
+
+
+def stream_spec(pipeline: Pipeline) -> StreamSpec:
+    module = PRESETS.get(pipeline.name)
+    spec = getattr(importlib.import_module(module), "STREAM", None) if module else None
+    if spec is None:
+        streamable = [n for n, m in PRESETS.items() if getattr(importlib.import_module(m), "STREAM", None)]
+        raise UsageError(
+            f"pipeline {pipeline.name!r} has no stream mode: use `logroll run`, or stream one of "
+            f"{', '.join(streamable)}"
+        )
+    optional = [c.name for c in pipeline.columns if not c.required and c.name not in pipeline.key]
+    if optional:
+        raise ConfigError(f"pipeline {pipeline.name!r}: a streamed pipeline's columns must be required")
+    return spec  # type: ignore[no-any-return]
+
+
+def open_store(
+    layout: Layout, dest: str, work_dir: str | None, storage_options: dict[str, Any] | None
+) -> Any:
+    """(store, folder exporter or None, what to call the destination)."""
+    from ..sinks import is_sink_url
+
+    if is_sink_url(dest):
+        scheme = dest.split("://", 1)[0].lower()
+        if scheme.startswith("postgres"):
+            from .store import PostgresStore
+
+            s: Store = PostgresStore(layout, dest)
+        elif scheme == "duckdb":
+            from .store import DuckDBStore
+
+            s = DuckDBStore(layout, dest)
+        else:
+            raise UsageError(
+                f"--dest {dest.split('://')[0]}:// cannot take a stream: use a folder, duckdb:// or postgresql://"
+            )
+        return s, None, redact_url(dest)
+    from ..api import open_workspace
+    from .store import SQLiteStore
+
+    ws = open_workspace(dest, None, work_dir, storage_options)
+    store = SQLiteStore(layout, ws.work_dir / "stream" / f"{layout.pipeline.name}.sqlite")
+    return store, (ws.dest, ws.work_dir), ws.dest.url
+
+
+class _Signals:
+    """SIGINT/SIGTERM set `stopped` and wake the select() of the source through a pipe."""
+
+    def __init__(self, stopped: threading.Event) -> None:
+        self.stopped = stopped
+        self.wake_fd: int | None = None
+        self._saved: list[Any] = []
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; the caller stops us another way
+            return
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self.wake_fd = r
+        old_fd = signal.set_wakeup_fd(w)
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_fd)
+            os.close(r)
+            os.close(w)
+            self.wake_fd = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.stopped.set()
+
+    def drain(self) -> None:
+        if self.wake_fd is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_fd, 4096)
+
+
+class _Progress:
+    """One line on a terminal, redrawn twice a second: events/s, rejected, lag."""
+
+    def __init__(self, out: TextIO | None, name: str):
+        self.out = out
+        self.name = name
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.drawn = False
+
+    def tick(self, report: StreamReport, lag: str, force: bool = False) -> None:
+        if self.out is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        rate = report.rows_read / max(now - self.started, 1e-9)
+        self.out.write(
+            f"\r{self.name}: {report.rows_read:,} events ({rate:,.0f}/s), {report.rows_rejected:,} rejected, "
+            f"lag {lag}\x1b[K"
+        )
+        self.out.flush()
+        self.drawn = True
+
+    def end(self) -> None:
+        if self.out is not None and self.drawn:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@dataclass
+class _Batch:
+    first_line: int
+    lines: list[bytes]
+    end_offset: int
+
+
+class _Lines:
+    """Bytes in, complete numbered lines out, with the byte offset after each batch."""
+
+    def __init__(self, line: int, offset: int):
+        self.next_line = line  # number of the next complete line
+        self.offset = offset  # byte offset just after the last complete line handed out
+        self.buf = b""
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.pending_since: float | None = None
+        self.pending_first = line
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        buf = self.buf + data
+        cut = buf.rfind(b"\n")
+        if final:
+            complete, self.buf = buf, b""
+        elif cut < 0:
+            self.buf = buf
+            return
+        else:
+            complete, self.buf = buf[: cut + 1], buf[cut + 1 :]
+        if not complete:
+            return
+        lines = complete.split(b"\n")
+        if complete.endswith(b"\n"):
+            lines.pop()
+        if not self.pending:
+            self.pending_since = time.monotonic()
+            self.pending_first = self.next_line
+        self.pending.extend(lines)
+        self.pending_bytes += len(complete)
+        self.next_line += len(lines)
+
+    def cut(self, batch_size: int, everything: bool) -> list[_Batch]:
+        out = []
+        start = 0
+        first = self.pending_first
+        offset = self.offset
+        while len(self.pending) - start >= batch_size or (everything and start < len(self.pending)):
+            lines = self.pending[start : start + batch_size]
+            size = sum(map(len, lines)) + len(lines)
+            offset = min(offset + size, self.offset + self.pending_bytes)  # a last line may lack its newline
+            out.append(_Batch(first, lines, offset))
+            first += len(lines)
+            start += len(lines)
+        if start:
+            del self.pending[:start]
+            self.pending_bytes -= offset - self.offset
+            self.offset = offset
+            self.pending_first = first
+            self.pending_since = time.monotonic() if self.pending else None
+        return out
+
+    def reset(self) -> None:
+        """The file was replaced: forget a partial last line, number the new file from 1."""
+        self.buf = b""
+        self.next_line = 1
+        self.offset = 0
+        self.pending_first = 1
+
+
+def run_stream(
+    pipeline: str | Pipeline = "weblogs",
+    *,
+    dest: str,
+    follow: str | None = None,
+    batch_size: int = 100,
+    max_delay: float = 1.0,
+    stop_at_eof: bool = False,
+    output_format: str | None = None,
+    publish_interval: float = 5.0,
+    work_dir: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    stdin_fd: int = 0,
+    progress: TextIO | None = None,
+    stop: threading.Event | None = None,
+) -> StreamReport:
+    """Stream `follow` (a file, resumed from its checkpoint) or standard input into `dest`.
+
+    `dest` is a folder (or bucket: files per event day, as `logroll run` writes them, refreshed
+    every `publish_interval` seconds and at the end), `duckdb:///file.duckdb` or
+    `postgresql://...` (tables, current at every commit). Returns when the input ends (stdin
+    closed, or the end of the file with `stop_at_eof`), or on SIGINT/SIGTERM or `stop`.
+    """
+    started = time.monotonic()
+    if batch_size < 1:
+        raise UsageError("--batch-size must be 1 or more")
+    if max_delay <= 0:
+        raise UsageError("--max-delay must be more than 0 seconds")
+    pipe = pipeline if isinstance(pipeline, Pipeline) else get_pipeline(pipeline)
+    spec = stream_spec(pipe)
+    pipe = pipe.with_format(output_format)
+    layout = Layout(pipe, spec)
+    store, folder, dest_name = open_store(layout, dest, work_dir, storage_options)
+    stager = Stager(layout)
+    exporter = None
+    if folder is not None:
+        from .export import FolderExporter
+
+        exporter = FolderExporter(folder[0], folder[1], pipe, spec, stager.con)
+    stopped = stop or threading.Event()
+    signals = _Signals(stopped)
+    try:
+        source_name = os.path.abspath(follow) if follow else "-"
+        key = f"stream:{pipe.name}:{source_name}"
+        state = store.get_state(key) or {}
+        source: Any
+        if follow:
+            source = FollowSource(follow, int(state.get("offset", 0)), state.get("inode"), stop_at_eof)
+            if not source.resumed or source.start_offset == 0:
+                state["offset"], state["line"] = 0, 0
+        else:
+            source = StdinSource(stdin_fd)
+        state["source"] = source_name
+        report = StreamReport(pipe.name, dest_name, source_name)
+        lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
+        # a UTF-8 byte order mark may open a file, or what this run reads on stdin
+        bom_line: int | None = lines.next_line if (not follow or lines.offset == 0) else None
+        prog = _Progress(progress, pipe.name)
+        if exporter is not None and store.dirty_days():
+            exporter.export(store)  # what a killed run committed but did not write out
+
+        def commit(batches: list[_Batch]) -> None:
+            for group in _groups(batches):
+                raw = [ln for b in group for ln in b.lines]
+                if group[0].first_line == bom_line and raw and raw[0].startswith(_BOM):
+                    raw[0] = raw[0][len(_BOM) :]
+                first = group[0].first_line
+                table = jsonl.lines_table(pa.array(raw, pa.large_binary()), first)
+                bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
+                staged = stager.stage(table, bounds, source_name)
+                faults.point("stream.staged")
+                for b, s in zip(group, staged, strict=True):
+                    state["read"] = state.get("read", 0) + s.read
+                    state["valid"] = state.get("valid", 0) + s.valid
+                    state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
+                    state["offset"] = b.end_offset
+                    state["line"] = b.first_line + len(b.lines) - 1
+                    state["inode"] = source.inode
+                    state["batches"] = state.get("batches", 0) + 1
+                    res = store.commit_batch(
+                        s.winners,
+                        s.rejects,
+                        key,
+                        state,
+                        state["batches"],
+                        before_commit=lambda: faults.point("stream.before_commit"),
+                    )
+                    faults.point("stream.committed")
+                    report.batches += 1
+                    report.rows_read += s.read
+                    report.rows_valid += s.valid
+                    report.rows_rejected += s.read - s.valid
+                    report.rows_unique += res.unique_added
+                    report.duplicates += s.valid - res.unique_added
+
+        last_export = time.monotonic()
+        with signals.installed():
+            eof = False
+            while True:
+                timeout = 0.25
+                if lines.pending_since is not None:
+                    timeout = min(timeout, max(lines.pending_since + max_delay - time.monotonic(), 0))
+                try:
+                    data = source.read(timeout, signals.wake_fd)
+                except Rotated:
+                    commit(lines.cut(batch_size, everything=True))
+                    lines.reset()
+                    state["offset"], state["line"] = 0, 0
+                    bom_line = 1
+                    continue
+                signals.drain()
+                if data is None:
+                    eof = True
+                    lines.feed(b"", final=True)
+                elif data:
+                    lines.feed(data)
+                due = lines.pending_since is not None and time.monotonic() - lines.pending_since >= max_delay
+                ready = lines.cut(batch_size, everything=eof or due or stopped.is_set())
+                if ready:
+                    commit(ready)
+                lag = _lag(source, lines)
+                prog.tick(report, lag)
+                if exporter is not None and time.monotonic() - last_export >= publish_interval:
+                    exporter.export(store)
+                    last_export = time.monotonic()
+                if eof or stopped.is_set():
+                    report.stopped_by = "end of input" if eof else "signal"
+                    break
+        if exporter is not None:
+            exporter.export(store)
+            report.outputs_written = exporter.written
+            report.quarantine = exporter.quarantine
+        prog.tick(report, _lag(source, lines), force=True)
+        prog.end()
+        report.checkpoint = {k: v for k, v in state.items() if k != "source"}
+        report.seconds = round(time.monotonic() - started, 3)
+        source.close()
+        log.info(
+            "stream %s: %d micro-batches, %d read, %d rejected",
+            pipe.name,
+            report.batches,
+            report.rows_read,
+            report.rows_rejected,
+        )
+        return report
+    finally:
+        stager.close()
+        store.close()
+
+
+def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:
+    group: list[_Batch] = []
+    n = 0
+    for b in batches:
+        if group and n + len(b.lines) > MAX_STAGE_LINES:
+            yield group
+            group, n = [], 0
+        group.append(b)
+        n += len(b.lines)
+    if group:
+        yield group
+
+
+def _lag(source: Any, lines: _Lines) -> str:
+    behind = source.lag_bytes(lines.offset)
+    if behind is not None:
+        return _human_bytes(behind)
+    if lines.pending_since is None:
+        return "0.0 s"
+    return f"{time.monotonic() - lines.pending_since:.1f} s"
+
+
+def progress_stream(enabled: bool | None) -> TextIO | None:
+    """stderr when it is a terminal (or when asked), else None."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return sys.stderr if enabled else None
+
+
+__all__ = ["StreamReport", "run_stream", "progress_stream", "stream_spec"]
