@@ -21,7 +21,7 @@ from . import build as build_mod
 from . import discover, faults
 from .catalog import Catalog, redact_url
 from .catalog.lock import RunLock
-from .dates import day_range, parse_date
+from .dates import compact_days, day_range, parse_date
 from .engines import engine_settings
 from .errors import NoInputError, UsageError
 from .events import Emitter, EventCallback
@@ -179,12 +179,13 @@ def run(
         lock.release()
         catalog.close()
     if report.days_missing and not (report.files_staged or report.partitions_built):
-        where = ", ".join(
-            join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in report.days_missing
-        )
+        missing = report.days_missing
+        folders = [join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in missing[:3]]
+        where = ", ".join(folders) + (f" and {len(missing) - 3} more folders" if len(missing) > 3 else "")
+        days = compact_days(missing) if len(missing) > 3 else ", ".join(missing)
         raise NoInputError(
-            f"no input files for {', '.join(report.days_missing)} (looked in {where}) and nothing staged for "
-            f"{'it' if len(report.days_missing) == 1 else 'them'}: check the date and --source"
+            f"no input files for {days} (looked in {where}) and nothing staged for "
+            f"{'it' if len(missing) == 1 else 'them'}: check the date and --source"
         )
     return report
 

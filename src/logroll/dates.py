@@ -36,3 +36,18 @@ def day_range(start: dt.date, end: dt.date) -> Iterator[dt.date]:
     while day <= end:
         yield day
         day += dt.timedelta(days=1)
+
+
+def compact_days(days: list[str]) -> str:
+    """'2021-01-01, 2021-01-02, 2021-01-03, 2021-01-05' -> '2021-01-01..2021-01-03, 2021-01-05':
+    a backfill's list of days stays one short line."""
+    ranges: list[list[dt.date]] = []
+    for d in sorted({dt.date.fromisoformat(x) for x in days}):
+        if ranges and d - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1][1] = d
+        else:
+            ranges.append([d, d])
+    parts = [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in ranges]
+    if len(parts) > 6:
+        parts = [*parts[:5], f"... ({len(parts) - 5} more ranges)"]
+    return ", ".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .dates import compact_days
+
 # Outputs and quarantine files listed one per line in the summary; the rest are counted.
 LIST_LIMIT = 20
 
@@ -70,8 +72,8 @@ class RunReport:
             lines.append(f"  FAILED {f['uri']}: {f['error']} (retried next run)")
         for p in self.partitions_failed:
             lines.append(f"  FAILED day {p['day']}: {p['error']}")
-        for d in self.days_missing:
-            lines.append(f"  no input files for {d}")
+        if self.days_missing:
+            lines.append(f"  no input files for {compact_days(self.days_missing)}")
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         # A backfill touches hundreds of days: list the first few, count the rest.
