@@ -481,6 +481,40 @@ def _collect_garbage(catalog: Catalog, ws: Workspace, pipe: Pipeline) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def stream(
+    pipeline: str | Pipeline = "weblogs",
+    *,
+    dest: str,
+    follow: str | None = None,
+    batch_size: int = 100,
+    max_delay: float = 1.0,
+    stop_at_eof: bool = False,
+    output_format: str | None = None,
+    publish_interval: float = 5.0,
+    work_dir: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: bool | None = None,
+) -> Any:
+    """Commit JSON lines from stdin (or the file `follow`, from its checkpoint) into `dest`, one
+    micro-batch of `batch_size` lines (or `max_delay` seconds) per transaction, until the input
+    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py)."""
+    from .streaming.runner import progress_stream, run_stream
+
+    return run_stream(
+        pipeline,
+        dest=dest,
+        follow=follow,
+        batch_size=batch_size,
+        max_delay=max_delay,
+        stop_at_eof=stop_at_eof,
+        output_format=output_format,
+        publish_interval=publish_interval,
+        work_dir=work_dir,
+        storage_options=storage_options,
+        progress=progress_stream(progress),
+    )
+
+
 def status(
     pipeline: str | Pipeline,
     *,
@@ -587,4 +621,4 @@ def _processed_files(files: dict[str, dict[str, Any]], parts: dict[str, list[Any
     ]
 
 
-__all__ = ["run", "status", "open_workspace", "Workspace", "is_local"]
+__all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import api, cli_ingest, s3
+from . import api, cli_ingest, cli_stream, s3
 from . import config as config_mod
 from .errors import LogrollError, UsageError
 
@@ -706,6 +706,7 @@ def impressions(
 
 
 cli_ingest.register(app, sys.modules[__name__])
+cli_stream.register(app, sys.modules[__name__])
 
 
 def main() -> None:

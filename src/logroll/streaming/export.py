@@ -49,7 +49,10 @@ class FolderExporter:
             store.mark_exported(day, version)
             faults.point("stream.export_recorded")
         shutil.rmtree(self.tmp, ignore_errors=True)
-        return len([d for d, _ in days if d != QUARANTINE_DAY])
+        n = len([d for d, _ in days if d != QUARANTINE_DAY])
+        if n:
+            log.info("stream %s: wrote the files of %d event day(s)", self.pipeline.name, n)
+        return n
 
     def _export_day(self, store: Store, day: str) -> None:
         date = dt.date.fromisoformat(day)
@@ -76,7 +79,7 @@ class FolderExporter:
             faults.point("stream.exported")
             if did_write:
                 self.written.append(rel)
-                log.info("stream: wrote %s", rel)
+                log.debug("stream: wrote %s", rel)
 
     def _export_quarantine(self, store: Store) -> None:
         rows = store.quarantine()

@@ -365,6 +365,7 @@ def run_stream(
                     report.duplicates += s.valid - res.unique_added
 
         last_export = time.monotonic()
+        interval = publish_interval
         with signals.installed():
             eof = False
             while True:
@@ -391,9 +392,12 @@ def run_stream(
                     commit(ready)
                 lag = _lag(source, lines)
                 prog.tick(report, lag)
-                if exporter is not None and time.monotonic() - last_export >= publish_interval:
+                if exporter is not None and time.monotonic() - last_export >= interval:
+                    t0 = time.monotonic()
                     exporter.export(store)
                     last_export = time.monotonic()
+                    # Rewriting big days takes time: keep it under a fifth of the stream's.
+                    interval = max(publish_interval, 5 * (last_export - t0))
                 if eof or stopped.is_set():
                     report.stopped_by = "end of input" if eof else "signal"
                     break

@@ -15,7 +15,7 @@ from ..errors import SourceNotFound
 
 log = logging.getLogger("logroll")
 
-READ_BYTES = 1 << 20
+READ_BYTES = 4 << 20  # a backlog is staged in few, large DuckDB passes
 
 
 class Rotated(Exception):

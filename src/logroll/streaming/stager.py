@@ -38,7 +38,7 @@ class Stager:
         exprs: list[str] = [ident(k) for k in pipe.key]
         exprs.append(f"strftime(CAST({et} AS DATE), '%Y-%m-%d')")
         for c in pipe.columns:
-            if c.name in pipe.key:
+            if c.name in pipe.key or c.sql is not None:
                 continue
             if c.type == "timestamp":
                 exprs.append(f"strftime({ident(c.name)}, '%Y-%m-%d %H:%M:%S.%f')")
@@ -51,15 +51,19 @@ class Stager:
         exprs.append(f"CAST({ident(spec.distinct_of)} AS VARCHAR)")
         names = [n for n, _ in layout.event_columns()]
         self.derived = ", ".join(f"{e} AS {ident(n)}" for e, n in zip(exprs, names, strict=True))
-        self.names = names
-        partition = ", ".join(ident(k) for k in layout.key)
-        order = ", ".join(ident(r) for r in layout.rank)
+        # One row per (micro-batch, key, day): the smallest, as the batch dedupe picks it (the
+        # typed values come first in the struct, then what is computed from them).
+        keys = ", ".join(ident(k) for k in layout.key)
+        rest = [n for n in names if n not in layout.key]
+        packed = ", ".join(f"{ident(n)} := {ident(n)}" for n in rest)
+        picked = ", ".join(f"__m.{ident(n)} AS {ident(n)}" for n in rest)
         self.winners_sql = (
-            f"SELECT batch, {', '.join(ident(n) for n in names)} FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY batch, {partition} ORDER BY {order}) AS __rn "
-            f"FROM (SELECT batch, {self.derived} FROM __s WHERE __reason IS NULL)) "
-            "WHERE __rn = 1 ORDER BY batch"
+            f"SELECT batch, {keys}, {picked} FROM ("
+            f"SELECT batch, {keys}, min(struct_pack({packed})) AS __m "
+            f"FROM (SELECT batch, {self.derived} FROM __s WHERE __reason IS NULL) GROUP BY ALL) "
+            "ORDER BY batch"
         )
+        self.names = names
 
     def stage(self, lines: pa.Table, bounds: list[tuple[int, int]], source: str) -> list[StagedBatch]:
         """`lines` (line, raw) cover the micro-batches whose first and last line numbers are `bounds`."""

@@ -92,8 +92,12 @@ class Layout:
 
     @property
     def rank(self) -> list[str]:
-        """The typed values after the key, in declared order: the smallest row wins."""
-        return [f"in_{c.name}" for c in self.pipeline.columns if c.name not in self.pipeline.key]
+        """The values read after the key, in declared order: the smallest row wins (computed
+        columns follow from them, so they never decide)."""
+        return [f"in_{c.name}" for c in self._ranked()]
+
+    def _ranked(self) -> list[Any]:
+        return [c for c in self.pipeline.columns if c.name not in self.pipeline.key and c.sql is None]
 
     @property
     def group_cols(self) -> list[str]:
@@ -106,11 +110,7 @@ class Layout:
     def event_columns(self) -> list[tuple[str, str]]:
         """(name, logical type) of the events table, in order."""
         cols = [(k, "text") for k in self.pipeline.key] + [("day", "text")]
-        cols += [
-            (f"in_{c.name}", _RANK_TYPE[c.type])
-            for c in self.pipeline.columns
-            if c.name not in self.pipeline.key
-        ]
+        cols += [(f"in_{c.name}", _RANK_TYPE[c.type]) for c in self._ranked()]
         cols += [(name, "text") for name in self.spec.hit_columns]
         cols += [(g, "text") for g in self.group_cols] + [(self.distinct, "text")]
         return cols
@@ -194,7 +194,7 @@ class Store:
                 self.execute(self.temp_table_sql(name, f"SELECT * FROM {ident(like)}"))
             gd = f"SELECT {_q(lay.group_cols)}, {ident(lay.distinct)}, n AS d FROM {ident(lay.groups)}"
             self.execute(self.temp_table_sql("__gd", gd))
-            self.execute(self.temp_table_sql("__t", f"SELECT {_q(lay.group_cols)} FROM {ident(lay.groups)}"))
+            self.execute(self.temp_table_sql("__t", f"SELECT * FROM {ident(spec.stats_output)}"))
 
     def _check_hits_is_view(self) -> None:
         """A table of that name comes from `logroll run` into the same database: mixing the two
@@ -269,20 +269,27 @@ class Store:
                 f"INSERT INTO {gr} SELECT {_q(gcols)}, {dist}, d FROM __gd WHERE true "
                 f"ON CONFLICT ({_q(gcols)}, {dist}) DO UPDATE SET n = {gr}.n + excluded.n"
             )
+            # the touched groups' statistics, moved by the same deltas: a value is one more
+            # distinct value of its group when its count rose from 0, one less when it fell to 0
+            on = " AND ".join(f"g.{ident(c)} = d.{ident(c)}" for c in [*gcols, lay.distinct])
+            self.execute(
+                f"INSERT INTO __t SELECT {_q(gcols, 'd.')}, sum(d.d), "
+                "sum(CASE WHEN g.n > 0 AND g.n - d.d <= 0 THEN 1 WHEN g.n <= 0 AND g.n - d.d > 0 THEN -1 "
+                f"ELSE 0 END) FROM __gd d JOIN {gr} g ON {on} GROUP BY {_q(gcols, 'd.')}"
+            )
+            count, distinct = ident(spec.count_column), ident(spec.distinct_column)
+            self.execute(
+                f"INSERT INTO {st} SELECT * FROM __t WHERE true ON CONFLICT ({_q(spec.group)}) DO UPDATE SET "
+                f"{count} = {st}.{count} + excluded.{count}, {distinct} = {st}.{distinct} + excluded.{distinct}"
+            )
             if replaced:
+                self.execute(
+                    f"DELETE FROM {st} WHERE {count} = 0 AND ({_q(spec.group)}) IN (SELECT {_q(gcols)} FROM __t)"
+                )
                 self.execute(
                     f"DELETE FROM {gr} WHERE n = 0 AND ({_q(gcols)}, {dist}) IN "
                     f"(SELECT {_q(gcols)}, {dist} FROM __gd)"
                 )
-            # the touched groups' statistics, recomputed from their per-value counts
-            self.execute(f"INSERT INTO __t SELECT DISTINCT {_q(gcols)} FROM __gd")
-            self.execute(f"DELETE FROM {st} WHERE ({_q(spec.group)}) IN (SELECT {_q(gcols)} FROM __t)")
-            # (from the touched groups into the per-value counts: each group is an index range)
-            on = " AND ".join(f"g.{ident(c)} = t.{ident(c)}" for c in gcols)
-            self.execute(
-                f"INSERT INTO {st} SELECT {_q(gcols, 't.')}, sum(g.n), count(*) FROM __t t "
-                f"JOIN {gr} g ON {on} GROUP BY {_q(gcols, 't.')}"
-            )
             # event days to export again (a folder destination), and the quarantine
             self.execute(
                 f"INSERT INTO {ident(lay.dirty)} SELECT DISTINCT day, ? FROM "
