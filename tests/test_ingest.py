@@ -128,6 +128,11 @@ def test_worker_killed_mid_load_is_taken_over_without_duplicates(cli, pg_url, tm
     [(job, status, attempts, first_worker, _)] = job_rows(pg_url)
     assert (status, attempts) == ("PROCESSING", 1)
     assert query(pg_url, 'SELECT count(*) FROM "credit"') == [(2 * ROWS_PER_FILE,)]  # two files committed
+    # State and destination are one database: each file's scanner row committed with its rows.
+    assert query(pg_url, "SELECT load_status, count(*) FROM ingest_files GROUP BY 1 ORDER BY 1") == [
+        ("loaded", 2),
+        (None, 4),
+    ]
     time.sleep(2.5)  # the dead worker's lease runs out
     second = worker("--state", pg_url, "--dest", dest)
     out, err = second.communicate(timeout=120)
@@ -440,3 +445,19 @@ def test_usage_errors_are_one_line_with_what_to_do(cli, tmp_path):
     assert missing.code == 2 and "no job 42 in this state" in missing.err
     for r in (wrong, no_dest, no_table, bad_size, missing):
         assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_a_scan_started_while_another_runs_exits_0_and_does_nothing(cli, tmp_path):
+    from logroll.catalog.jobs import open_catalog
+    from logroll.catalog.lock import RunLock
+
+    src = tmp_path / "drops"
+    drops(src, 2)
+    state = str(tmp_path / "state.sqlite")
+    catalog = open_catalog(state)
+    with RunLock(catalog, "ingest.scan"):  # a scan in progress, as cron would find it
+        busy = cli("scan", "ingest", "--source", str(src), "--state", state, "--json")
+    assert busy.code == 0, busy.err
+    assert (busy.json()["status"], busy.json()["files_new"]) == ("busy", 0)
+    after = cli("scan", "ingest", "--source", str(src), "--state", state, "--json").json()
+    assert (after["status"], after["files_new"]) == ("ok", 2)

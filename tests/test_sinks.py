@@ -219,3 +219,17 @@ def test_postgres_connection_error_is_one_line_without_password():
     with pytest.raises(SinkError) as err:
         open_sink("postgresql://u:hunter2@127.0.0.1:1/db#t")
     assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_parquet_discards_only_old_temp_files_of_killed_writers(tmp_path):
+    import os
+    import time
+
+    part = tmp_path / "ds" / "load_date=2021-01-01"
+    part.mkdir(parents=True)
+    old, fresh = part / ".part-a-1.parquet.tmp", part / ".part-b-2.parquet.tmp"
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"a live writer's file")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    open_sink(f"parquet:///{tmp_path}/ds/")
+    assert not old.exists() and fresh.exists()

@@ -478,6 +478,13 @@ def schedule(
     work_dir: WorkDir = None,
 ) -> None:
     """Run PIPELINE at every --cron time in the foreground (SIGTERM/Ctrl-C stops it), or --print-crontab."""
+    if pipeline == "ingest":
+        _fail(
+            UsageError(
+                "ingest runs as two cron jobs, `logroll scan ingest ...` and `logroll work ingest ...` "
+                "(both safe to overlap; see docs/ingest.md), or keep workers up with `logroll work ingest --follow`"
+            )
+        )
     from . import schedule as sched
 
     cron = _call(sched.check_cron, cron)

@@ -166,6 +166,7 @@ class Worker:
         self.pipeline = staging_pipeline(columns, delimiter, null_values)
         self.schema = arrow_schema(columns)
         self.engine = Stager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
+        self.state_in_dest = store.postgres and _same_postgres(store.catalog.url, sink)
         self.report = WorkReport(store.pipeline, redact_url(store.catalog.url), sink.url, self.worker_id)
 
     def close(self) -> None:
@@ -321,23 +322,37 @@ class Worker:
                     f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
                 )
             reader = self._rows(staged.parts.get("all", (0, ""))[1], uri)
+            outcome = dict(
+                rows_read=staged.rows_read,
+                rows_rejected=staged.rows_rejected,
+                quarantine=staged.quarantine,
+                load_error=None,
+            )
             with self.sink.transaction() as tx:
                 result = tx.load(None, reader, source=uri, version=version, source_column=SOURCE_COLUMN)
+                skipped = result.status == "skipped"
+                outcome.update(
+                    rows_loaded=staged.rows_valid if skipped else result.rows,
+                    load_status="skipped" if skipped else "loaded",
+                )
+                if self.state_in_dest:
+                    # State and destination are one PostgreSQL database: the scanner row says
+                    # "loaded" in the very transaction that loads the rows and the ledger row.
+                    tx.execute(
+                        "UPDATE ingest_files SET "
+                        + ", ".join(f"{k} = %s" for k in outcome)
+                        + ", modified_time = %s WHERE id = %s",
+                        [*outcome.values(), now(), f["id"]],
+                    )
                 # Killed here, the destination rolls the rows and the ledger row back together.
                 faults.point("ingest.loaded_uncommitted")
             faults.point("ingest.committed")
         finally:
             shutil.rmtree(part_dir, ignore_errors=True)
-        skipped = result.status == "skipped"
-        self.store.record_file(
-            f["id"],
-            rows_read=staged.rows_read,
-            rows_loaded=result.rows if not skipped else staged.rows_valid,
-            rows_rejected=staged.rows_rejected,
-            quarantine=staged.quarantine,
-            load_status="skipped" if skipped else "loaded",
-            load_error=None,
-        )
+        if not self.state_in_dest:
+            # The ledger in the destination already makes this file's load final; this row is
+            # bookkeeping, and a crash before it only means the next attempt finds the ledger row.
+            self.store.record_file(f["id"], modified_time=now(), **outcome)
         if skipped:
             self.report.files_skipped += 1
             log.info("%s version %s is already in the destination; skipped", uri, version)
@@ -386,6 +401,12 @@ class Worker:
         storage = Storage(posixpath.dirname(uri), self.storage_options)
         with storage.local_copy(uri, self.work_dir / "spool") as path:
             yield path
+
+
+def _same_postgres(state_url: str, sink: Sink) -> bool:
+    from .sinks.postgres import PostgresSink, same_database
+
+    return isinstance(sink, PostgresSink) and same_database(state_url, sink.conninfo)
 
 
 def _quarantine_name(uri: str, key: str) -> str:

@@ -89,6 +89,9 @@ class Transaction(Protocol):
         """Store a checkpoint (e.g. a stream offset) that commits with the rows."""
         ...
 
+    # PostgreSQL and DuckDB transactions also have `execute(sql, params)`: a statement of your
+    # own (e.g. bookkeeping in the same database) that commits with the rows.
+
 
 class Sink(Protocol):
     """A destination chosen by URL (see `logroll.sinks.open_sink`)."""

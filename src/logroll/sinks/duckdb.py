@@ -266,6 +266,10 @@ class DuckDBTransaction:
             )
         return self._insert(qualified(name), reader)
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement of your own (`?` placeholders) inside this transaction."""
+        self.con.execute(sql, list(params)).fetchall()
+
     def put_state(self, key: str, value: str) -> None:
         self.con.execute(
             f"INSERT OR REPLACE INTO {ident(STATE)} (key, value, updated_at) VALUES (?, ?, ?)",

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,6 +59,7 @@ class ParquetSink:
         self.table = fragment or None
         self.url = url
         self.root.mkdir(parents=True, exist_ok=True)
+        _discard_stale_temps(self.root)
 
     def table_dir(self, table: str | None) -> Path:
         name = table or self.table
@@ -108,6 +110,16 @@ class ParquetSink:
 
     def __repr__(self) -> str:
         return f"ParquetSink({self.url})"
+
+
+def _discard_stale_temps(root: Path, older_than: float = 3600.0) -> None:
+    """Temporary files of writers killed before their commit: no reader sees them, but they
+    take space. Only old ones go, so a live writer's file is never touched."""
+    cutoff = time.time() - older_than
+    for tmp in root.glob("**/.part-*.parquet.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
 
 
 def _record(path: Path, table: str) -> LoadRecord | None:

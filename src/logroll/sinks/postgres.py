@@ -88,6 +88,24 @@ def connect_url(url: str) -> tuple[str, str | None]:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, "")), (parts.fragment or None)
 
 
+def same_database(a: str, b: str) -> bool:
+    """Whether two PostgreSQL URLs (any driver suffix, #fragment ignored) name one database."""
+
+    def key(url: str) -> tuple[str, ...]:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(connect_url(url.replace("+psycopg", "", 1))[0])
+        return tuple(
+            str(info.get(k) or d)
+            for k, d in (("host", "localhost"), ("port", "5432"), ("dbname", ""), ("user", ""))
+        )
+
+    try:
+        return key(a) == key(b)
+    except psycopg.Error:
+        return False
+
+
 class PostgresSink:
     """`postgresql://user@host:port/db#table` (the fragment may be `schema.table`)."""
 
@@ -97,6 +115,11 @@ class PostgresSink:
         self._conn: psycopg.Connection[Any] | None = None
         with self.transaction() as tx:
             tx.ensure_ledger()
+
+    @property
+    def conninfo(self) -> str:
+        """The libpq URL (with its password): for same_database(), never for logs."""
+        return self._conninfo
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -288,6 +311,12 @@ class PostgresTransaction:
             else:
                 cur.execute(f"DELETE FROM {qualified(name)} WHERE {col} >= %s AND {col} < %s", (low, high))
         return self._copy(qualified(name), reader)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement of your own (psycopg %s placeholders) inside this transaction, e.g. to
+        update bookkeeping kept in the same database so that it commits with the rows."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)  # type: ignore[arg-type]
 
     def put_state(self, key: str, value: str) -> None:
         with self.conn.cursor() as cur:
