@@ -123,3 +123,12 @@ def _consolidate(directory: str | Path, **kwargs: object) -> list[Path]:
 
 
 GENERATORS["consolidate"] = _consolidate
+
+
+def _weblogs(directory: str | Path, **kwargs: object) -> list[Path]:
+    from .demo_weblogs import weblogs
+
+    return weblogs(directory, **kwargs)  # type: ignore[arg-type]
+
+
+GENERATORS["weblogs"] = _weblogs

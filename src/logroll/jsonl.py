@@ -27,7 +27,6 @@ from .pipelines.base import Pipeline
 from .stage import Staged, file_key
 
 CHUNK_BYTES = 16 << 20
-_BOM = b"\xef\xbb\xbf"
 # A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.
 LINES_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.large_string()), ("bad", pa.large_string())])
 
@@ -43,8 +42,9 @@ def json_path(source: str) -> str:
 
 
 def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
-    """Raw lines (binary, a final LF or CRLF allowed) as numbered text without blank lines;
-    UTF-8 is checked by Arrow for the whole array at once, and line by line only when that fails."""
+    """Raw lines (binary, a final LF or CRLF allowed) as numbered text without blank lines or a
+    leading byte order mark; UTF-8 is checked by Arrow for the whole array at once, and line by
+    line only when that fails."""
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
     try:
         text = lines.cast(pa.large_string())
@@ -60,7 +60,8 @@ def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
                 texts.append(None)
                 bads.append(raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
         text, bad = pa.array(texts, pa.large_string()), pa.array(bads, pa.large_string())
-    text = pc.utf8_rtrim(text, "\r\n")
+    # A byte order mark may open a file, and so any line of files joined by `cat`.
+    text = pc.utf8_ltrim(pc.utf8_rtrim(text, "\r\n"), "\ufeff")
     table = pa.table([numbers, text, bad], schema=LINES_SCHEMA)
     blank = pc.equal(pc.binary_length(pc.ascii_trim(text, " \t")), 0)
     return table.filter(pc.invert(pc.fill_null(blank, False)))
@@ -85,12 +86,8 @@ def line_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table
     line = 1
     carry = b""
     with open(path, "rb") as fh:
-        first = True
         while True:
             data = fh.read(chunk_bytes)
-            if first:
-                data = data.removeprefix(_BOM)
-                first = False
             if not data:
                 break
             buf = carry + data

@@ -35,7 +35,6 @@ from .store import Layout, Store
 
 log = logging.getLogger("logroll")
 
-_BOM = b"\xef\xbb\xbf"
 MAX_STAGE_LINES = 50_000  # lines staged in one DuckDB pass when a backlog is waiting
 
 
@@ -324,8 +323,6 @@ def run_stream(
         state["source"] = source_name
         report = StreamReport(pipe.name, dest_name, source_name)
         lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
-        # a UTF-8 byte order mark may open a file, or what this run reads on stdin
-        bom_line: int | None = lines.next_line if (not follow or lines.offset == 0) else None
         prog = _Progress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
@@ -333,8 +330,6 @@ def run_stream(
         def commit(batches: list[_Batch]) -> None:
             for group in _groups(batches):
                 raw = [ln for b in group for ln in b.lines]
-                if group[0].first_line == bom_line and raw and raw[0].startswith(_BOM):
-                    raw[0] = raw[0][len(_BOM) :]
                 first = group[0].first_line
                 table = jsonl.lines_table(pa.array(raw, pa.large_binary()), first)
                 bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
@@ -378,7 +373,6 @@ def run_stream(
                     commit(lines.cut(batch_size, everything=True))
                     lines.reset()
                     state["offset"], state["line"] = 0, 0
-                    bom_line = 1
                     continue
                 signals.drain()
                 if data is None:
