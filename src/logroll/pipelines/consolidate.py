@@ -24,6 +24,11 @@ TIMESTAMP_FORMATS = (
     "%m/%d/%Y %H:%M",
 )
 
+_SPLIT = (
+    "SELECT * REPLACE (unnest({'date': strftime(\"timestamp\", '%Y-%m-%d'), "
+    "'time': strftime(\"timestamp\", '%H:%M:%S')}) AS \"timestamp\") FROM rows"
+)
+
 PIPELINE = Pipeline(
     name="consolidate",
     description="any CSVs with a timestamp column -> one mm--dd--yyyy.csv per event day (timestamp split into date, time)",
@@ -35,13 +40,12 @@ PIPELINE = Pipeline(
         Output(
             name="consolidated",
             # unnest() of a struct expands in place: date and time take the timestamp's position.
-            # DISTINCT (sub-second times can meet once cut to seconds) stays in an outer SELECT:
-            # DuckDB 2.0 drops the last column from a DISTINCT beside such an unnest, merging rows
-            # that differ only there (tests/test_consolidate.py keeps that from coming back).
-            sql=(
-                "SELECT DISTINCT * FROM (SELECT * REPLACE (unnest({'date': strftime(\"timestamp\", "
-                "'%Y-%m-%d'), 'time': strftime(\"timestamp\", '%H:%M:%S')}) AS \"timestamp\") FROM rows)"
-            ),
+            # Rows equal once cut to the second are merged by a UNION with an empty twin rather
+            # than a DISTINCT: DuckDB 2.0 drops the last column from a DISTINCT beside such an
+            # unnest (merging rows that differ only there), and a DISTINCT over a subquery would
+            # rename a clashing input column "date" to "date_1" instead of letting the engine
+            # refuse it. tests/test_consolidate.py checks both.
+            sql=f"({_SPLIT}) UNION ({_SPLIT} WHERE false)",
             path="{date:%m--%d--%Y}.csv",
             order_by=("date", "time"),
         ),
