@@ -38,7 +38,8 @@ def engine_settings(
         return {"master": spark_master, "conf": spark_conf}
     given = [flag for flag, value in (("--master", spark_master), ("--conf", spark_conf)) if value]
     if given:
-        raise UsageError(f"{' and '.join(given)} apply to --engine spark only, not to {name}")
+        verb = "apply" if len(given) > 1 else "applies"
+        raise UsageError(f"{' and '.join(given)} {verb} to --engine spark only, not to {name}")
     return {}
 
 

@@ -23,6 +23,7 @@ INSTALL_HINT = "pip install 'logroll[spark]'"
 DEFAULT_MASTER = "local[*]"
 CONNECT_TIMEOUT = 5.0  # seconds to open a TCP connection to a standalone master
 EXECUTOR_TIMEOUT = 60.0  # seconds for a standalone master to give us at least one executor
+EXECUTOR_TIMEOUT_KEY = "spark.logroll.executorTimeout"  # --conf to change it
 
 # Settings the engine's results depend on; a user's --conf may not change them.
 PINNED_SQL_CONF = {
@@ -160,6 +161,9 @@ def parse_conf(items: list[str] | dict[str, str] | None) -> dict[str, str]:
             if not sep or not key.strip():
                 raise UsageError(f"--conf {item!r}: expected KEY=VALUE, e.g. --conf spark.executor.memory=4g")
             pairs[key.strip()] = value.strip()
+    timeout = pairs.get(EXECUTOR_TIMEOUT_KEY)
+    if timeout is not None and not re.fullmatch(r"\d+(\.\d+)?", timeout):
+        raise UsageError(f"--conf {EXECUTOR_TIMEOUT_KEY}={timeout}: expected seconds, e.g. 60")
     for key, value in pairs.items():
         if key in PINNED_SQL_CONF and value != PINNED_SQL_CONF[key]:
             raise UsageError(
@@ -267,7 +271,8 @@ def open_session(
     try:
         session.sparkContext.setLogLevel("ERROR")
         if master.startswith("spark://"):
-            _wait_for_executor(session, master, executor_timeout)
+            timeout = conf.get(EXECUTOR_TIMEOUT_KEY)
+            _wait_for_executor(session, master, float(timeout) if timeout else executor_timeout)
     except BaseException:
         handle.stop()
         raise
