@@ -33,8 +33,9 @@ URL_PATTERNS = {
 
 def url_level_sql(url: str, level: int) -> str:
     """url_level1 is the host, lower-cased; url_level2 and 3 the first and second non-empty
-    path segments ('' when missing). Spaces around the URL are ignored."""
-    part = f"regexp_extract(trim({url}), '{URL_PATTERNS[level]}', 1)"
+    path segments ('' when missing). Spaces around the URL are ignored (only U+0020: both
+    engines' trim(x, ' ') agree on that; DuckDB's plain trim() also drops other spaces)."""
+    part = f"regexp_extract(trim({url}, ' '), '{URL_PATTERNS[level]}', 1)"
     return f"lower({part})" if level == 1 else part
 
 
