@@ -24,7 +24,7 @@ from . import faults, sql
 from .engines.duckdb_engine import DuckDBEngine
 from .errors import ConfigError
 from .pipelines.base import Pipeline
-from .stage import Staged, file_key
+from .stage import Staged, part_dir_for
 
 CHUNK_BYTES = 16 << 20
 # A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.
@@ -194,9 +194,11 @@ def stage_jsonl(
     quarantine_name: str,
 ) -> Staged:
     """Stage one JSON-lines file version (the counterpart of stage.stage_csv)."""
-    part_dir = staged_root / file_key(source_uri, version)
+    part_dir = part_dir_for(staged_root, source_uri, version)
     target = quarantine_root / f"{quarantine_name}.rejects.csv"
     result = engine.stage_jsonl(path, source_uri, pipeline, part_dir, target)
     faults.point("stage.parts_written")
     quarantine = str(target) if result.rows_rejected else None
-    return Staged(result.rows_read, result.rows_valid, result.rows_rejected, result.parts, quarantine)
+    return Staged(
+        result.rows_read, result.rows_valid, result.rows_rejected, result.parts, quarantine, part_dir
+    )

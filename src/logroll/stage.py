@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,26 @@ class Staged:
     rows_rejected: int
     parts: dict[str, tuple[int, str]] = field(default_factory=dict)
     quarantine: str | None = None
+    part_dir: Path | None = None  # where the parts were written
 
 
 def file_key(uri: str, version: str) -> str:
     """A stable folder name for one file version's staged output."""
     return hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:20]
+
+
+def part_dir_for(staged_root: Path, uri: str, version: str) -> Path:
+    """A folder to stage a file version into that does not exist yet.
+
+    An existing one may be what the catalog points at (`--force` re-stages the same version):
+    rewriting it in place, a kill would leave the catalog pointing at half-written parts. The
+    parts a commit replaces are removed after it; leftovers of a killed run by the garbage
+    collection.
+    """
+    part_dir = staged_root / file_key(uri, version)
+    if part_dir.exists():
+        part_dir = part_dir.with_name(f"{part_dir.name}-{secrets.token_hex(4)}")
+    return part_dir
 
 
 def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
@@ -132,7 +148,7 @@ def stage_csv(
         problem = passthrough.header_problem(header, pipeline)
         if problem:
             raise FileRejected(problem)
-    part_dir = staged_root / file_key(source_uri, version)
+    part_dir = part_dir_for(staged_root, source_uri, version)
     result = engine.stage_csv(path, header, pipeline, part_dir)
     faults.point("stage.parts_written")
     structural, semantic = result.structural, result.semantic
@@ -167,7 +183,9 @@ def stage_csv(
             }
         ).sort_by([("line", "ascending")])
         quarantine = write_quarantine(merged, quarantine_root, quarantine_name)
-    return Staged(result.rows_valid + rejected, result.rows_valid, rejected, result.parts, quarantine)
+    return Staged(
+        result.rows_valid + rejected, result.rows_valid, rejected, result.parts, quarantine, part_dir
+    )
 
 
 def write_quarantine(table: pa.Table, root: Path, name: str) -> str:

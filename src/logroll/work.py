@@ -349,6 +349,8 @@ class Worker:
             faults.point("ingest.committed")
         finally:
             shutil.rmtree(part_dir, ignore_errors=True)
+            if staged.part_dir:  # another folder when a killed attempt left part_dir behind
+                shutil.rmtree(staged.part_dir, ignore_errors=True)
         if not self.state_in_dest:
             # The ledger in the destination already makes this file's load final; this row is
             # bookkeeping, and a crash before it only means the next attempt finds the ledger row.

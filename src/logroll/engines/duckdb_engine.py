@@ -11,8 +11,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .. import faults, sql
 from .. import passthrough as passthrough_mod
-from .. import sql
 from ..pipelines.base import Output, Pipeline
 from ..projection import needed_columns
 from ..writer import write_output
@@ -156,6 +156,7 @@ class DuckDBEngine:
         if not counts:
             return {}
         part_dir.parent.mkdir(parents=True, exist_ok=True)
+        faults.point("stage.writing_parts")
         if len(counts) == 1:  # the usual case: one day, written straight into its folder
             day_dir = part_dir / f"__day={counts[0][0]}"
             day_dir.mkdir(parents=True)
