@@ -1,0 +1,66 @@
+"""Shared by the weblogs tests: sample data, reading the two tables back, event lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import SHARED
+
+SAMPLE = SHARED / "data" / "hipages" / "source_event_data.json"
+TABLES = ("user_web_hits", "aggregated_web_stats")
+
+
+def read_tables(dest: Path, fmt: str = "csv") -> tuple[dict[str, list[tuple[Any, ...]]], ...]:
+    """(hits by day, stats by day) from DEST/user_web_hits/DAY.csv and DEST/aggregated_web_stats/DAY.csv,
+    rows sorted, counts as ints."""
+    out = []
+    for table in TABLES:
+        by_day: dict[str, list[tuple[Any, ...]]] = {}
+        for f in sorted((dest / table).glob(f"*.{fmt}")):
+            if fmt == "csv":
+                with open(f, newline="", encoding="utf-8") as fh:
+                    rows = list(csv.reader(fh))[1:]
+            else:
+                import pyarrow.parquet as pq
+
+                rows = [list(r.values()) for r in pq.read_table(f).to_pylist()]
+            if table == "aggregated_web_stats":
+                rows = [[*r[:3], int(r[3]), int(r[4])] for r in rows]
+            by_day[f.stem] = sorted(tuple(r) for r in rows)
+        out.append(by_day)
+    return tuple(out)
+
+
+def db_tables(con: Any, placeholder: str = "?") -> tuple[dict[str, list[tuple[Any, ...]]], ...]:
+    """The same, from a database connection (DuckDB or psycopg)."""
+    cur = con.cursor() if hasattr(con, "cursor") else con
+    cur.execute("SELECT * FROM user_web_hits")
+    hits: dict[str, list[tuple[Any, ...]]] = {}
+    for r in cur.fetchall():
+        hits.setdefault(r[1][:10], []).append(tuple(r))
+    cur.execute("SELECT * FROM aggregated_web_stats")
+    stats: dict[str, list[tuple[Any, ...]]] = {}
+    for r in cur.fetchall():
+        day = f"{r[0][:4]}-{r[0][4:6]}-{r[0][6:8]}"
+        stats.setdefault(day, []).append((r[0], r[1], r[2], int(r[3]), int(r[4])))
+    return {d: sorted(v) for d, v in hits.items()}, {d: sorted(v) for d, v in stats.items()}
+
+
+def event(event_id: str, user: Any, action: str, url: str, stamp: str) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "user": {"session_id": "1", "id": user},
+            "action": action,
+            "url": url,
+            "timestamp": stamp,
+        }
+    )
+
+
+def quarantine_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
