@@ -476,6 +476,8 @@ def schedule(
     ] = None,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
 ) -> None:
     """Run PIPELINE at every --cron time in the foreground (SIGTERM/Ctrl-C stops it), or --print-crontab."""
     if pipeline == "ingest":
@@ -507,10 +509,10 @@ def schedule(
     )
     _require(opts, "source", "dest")
     if print_crontab:
-        _print_crontab(pipeline, cron, opts, parallel, log_format, log_file, config, None, None)
+        _print_crontab(pipeline, cron, opts, parallel, log_format, log_file, config, endpoint_url, aws_config)
         return
     _command_logging(log_format)
-    storage_options = None
+    storage_options = _call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
     # Failed runs are logged and the schedule goes on; a clean stop (SIGTERM, Ctrl-C) exits 0.
     _call(
         sched.serve, pipe, cron, **opts, parallel=parallel, storage_options=storage_options, catch_up=catch_up
@@ -584,6 +586,8 @@ def html_report(
     state: State = None,
     work_dir: WorkDir = None,
     runs: Annotated[int, typer.Option("--runs", help="How many recent runs to chart.")] = 50,
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
 ) -> None:
     """Write a self-contained HTML report: rows per day, rejects, duplicates, late rows, run times."""
     from . import html_report as report_mod
@@ -591,7 +595,7 @@ def html_report(
     pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     _require(opts, "dest")
     pipe = _call(api.resolve, pipe, initials=opts.get("initials"))
-    storage_options = None
+    storage_options = _call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     path, data = _call(
         report_mod.build,
         pipe,
