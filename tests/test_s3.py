@@ -201,6 +201,16 @@ def test_rebuild_with_identical_bytes_puts_nothing(
     assert report["outputs_written"] == []
     assert s3_proxy.count("PUT") == 0
 
+    # Another machine (an empty catalog) stages and builds everything again, but the results'
+    # ETags match the new bytes' MD5: only quarantine files are put, no result.
+    other = {**s3_env, "HOME": str(Path(s3_env["HOME"]).parent / "other-machine")}
+    s3_proxy.clear()
+    fresh = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, other, "--json")
+    assert fresh.code == 0, fresh.err
+    assert fresh.json()["files_staged"] == 19 and fresh.json()["outputs_written"] == []
+    puts = [r.path for r in s3_proxy.seen if r.method == "PUT"]
+    assert puts and all("/results/_logroll/quarantine/" in p for p in puts)
+
 
 def test_modified_object_replaces_its_contribution(
     cli, impressions_raw, tmp_path, moto_server, s3_bucket, s3_proxy, s3_env

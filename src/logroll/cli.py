@@ -55,8 +55,8 @@ State = Annotated[
     str | None,
     typer.Option(
         "--state",
-        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite; for an "
-        "s3:// DEST, ~/.cache/logroll/<hash of DEST>/catalog.sqlite on this machine].",
+        help="Catalog: SQLite path or postgresql:// URL (default: DEST/_logroll/catalog.sqlite; for an "
+        "s3:// DEST, ~/.cache/logroll/HASH/catalog.sqlite on this machine).",
         envvar="LOGROLL_STATE",
     ),
 ]
@@ -73,7 +73,8 @@ EndpointUrl = Annotated[
     str | None,
     typer.Option(
         "--endpoint-url",
-        help="S3-compatible endpoint (MinIO, Ceph, R2...) [default: AWS_ENDPOINT_URL, config.yaml, AWS].",
+        help="S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: config.yaml's endpoint_url, "
+        "AWS_ENDPOINT_URL, else AWS).",
     ),
 ]
 AwsConfig = Annotated[
@@ -81,7 +82,7 @@ AwsConfig = Annotated[
     typer.Option(
         "--aws-config",
         help="YAML file with an aws: section (access_key_id, secret_access_key, region, endpoint_url) "
-        "[default: ./config.yaml if it has one, else the AWS chain: env vars, AWS_PROFILE, instance role].",
+        "(default: ./config.yaml if it has one, else the AWS chain: env vars, AWS_PROFILE, instance role).",
         envvar="LOGROLL_AWS_CONFIG",
     ),
 ]

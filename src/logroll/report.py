@@ -57,7 +57,10 @@ class RunReport:
 
     def summary(self) -> str:
         if self.nothing_to_do:
-            return f"{self.pipeline}: nothing to do ({self.files_seen} files seen, all already staged; outputs up to date)"
+            return (
+                f"{self.pipeline}: nothing to do ({self.files_seen} files seen, all already staged; "
+                f"outputs up to date; state {self.state})"
+            )
         lines = [
             f"{self.pipeline}: {self.status} in {self.seconds:.2f}s (run {self.run_id}, state {self.state})",
             f"  files staged {self.files_staged}, rejected {len(self.files_rejected)}, failed {len(self.files_failed)}"
