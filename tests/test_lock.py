@@ -205,3 +205,28 @@ def test_concurrent_runs_never_overlap(impressions_raw, tmp_path):
     assert len(runs) == 2
     assert runs[0]["finished_at"] <= runs[1]["started_at"]
     assert runs[1]["report"]["nothing_to_do"] is True
+
+
+def test_lock_on_a_postgresql_state(pg_url, impressions_raw, tmp_path, cli):
+    """Several machines share one PostgreSQL state: the same lock, the same takeover rules."""
+    holder_proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, pg_url, "600"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder_proc.stdout is not None and holder_proc.stdout.readline().strip() == "held"
+    args = run_args(impressions_raw, tmp_path / "results", "--state", pg_url)
+    try:
+        res = cli(*args)
+        assert res.code == 1 and LOCKED.match(res.err.strip()), res.err
+    finally:
+        holder_proc.send_signal(signal.SIGKILL)
+        holder_proc.wait()
+    res = cli(*args)
+    assert res.code == 0, res.err
+    assert (
+        f"took over the lock of impressions from a run that died (pid {holder_proc.pid} is not running)"
+        in res.err
+    )
+    catalog = Catalog(pg_url)
+    assert holder(catalog, lock_name("impressions")) is None
+    assert [r["status"] for r in catalog.runs("impressions")] == ["ok"]
+    catalog.close()
