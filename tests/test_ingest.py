@@ -110,7 +110,7 @@ def test_four_workers_200_files_every_row_exactly_once(cli, pg_url, tmp_path):
 def test_worker_killed_mid_load_is_taken_over_without_duplicates(cli, pg_url, tmp_path):
     src = tmp_path / "drops"
     rows = drops(src, 6)
-    assert cli("scan", "ingest", "--source", str(src), "--state", pg_url, "--flush").code == 0
+    ingest.scan(source=str(src), state=pg_url, flush=True)
     assert len(job_rows(pg_url)) == 1  # all six files in one job
     dest = pg_url + "#credit"
     # SIGKILL inside the 3rd file's transaction: rows copied, ledger row written, not committed.
@@ -184,10 +184,10 @@ def test_poisoned_files_fail_their_job_with_the_reason_others_load(cli, pg_url, 
 def test_transient_errors_back_off_then_fail_with_the_stack_trace(cli, pg_url, tmp_path):
     src = tmp_path / "drops"
     rows = drops(src, 2)
-    assert cli("scan", "ingest", "--source", str(src), "--state", pg_url, "--batch-bytes", "1").code == 0
+    ingest.scan(source=str(src), state=pg_url, batch_bytes=1)
     dest = pg_url + "?options=-c%20lock_timeout%3D300#credit"
     # The first job creates the table; then a reader's exclusive lock makes the next load time out.
-    assert cli("work", "ingest", "--state", pg_url, "--dest", dest, "--max-jobs", "1").code == 0
+    assert ingest.work(state=pg_url, dest=dest, max_jobs=1).jobs_loaded == [1]
     args = (
         "work",
         "ingest",
@@ -302,9 +302,9 @@ def test_batches_wait_for_size_or_max_wait(tmp_path):
 def test_readers_see_only_whole_loads_while_workers_write(cli, pg_url, tmp_path):
     src = tmp_path / "drops"
     rows = drops(src, 40)
-    assert cli("scan", "ingest", "--source", str(src), "--state", pg_url, "--batch-bytes", "1").code == 0
+    ingest.scan(source=str(src), state=pg_url, batch_bytes=1)
     # The first load creates the table, so the readers have something to read from the start.
-    assert cli("work", "ingest", "--state", pg_url, "--dest", pg_url + "#credit", "--max-jobs", "1").code == 0
+    assert ingest.work(state=pg_url, dest=pg_url + "#credit", max_jobs=1).jobs_loaded == [1]
     seen: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -368,7 +368,7 @@ def test_duckdb_destination_two_workers_share_the_file(cli, tmp_path):
     src = tmp_path / "drops"
     rows = drops(src, 12)
     state = str(tmp_path / "state.sqlite")
-    assert cli("scan", "ingest", "--source", str(src), "--state", state, "--batch-bytes", "1").code == 0
+    ingest.scan(source=str(src), state=state, batch_bytes=1)
     dest = f"duckdb:///{tmp_path}/wh.duckdb#credit"
     procs = [worker("--state", state, "--dest", dest) for _ in range(2)]
     outs = [p.communicate(timeout=180) for p in procs]

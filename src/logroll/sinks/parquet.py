@@ -59,6 +59,7 @@ class ParquetSink:
         self.table = fragment or None
         self.url = url
         self.root.mkdir(parents=True, exist_ok=True)
+        self._schemas: dict[Path, pa.Schema] = {}
         _discard_stale_temps(self.root)
 
     def table_dir(self, table: str | None) -> Path:
@@ -148,9 +149,12 @@ class ParquetTransaction:
     def _write(self, table: str | None, reader: pa.RecordBatchReader, name: str, meta: dict | None) -> int:
         schema = reader.schema.remove_metadata()
         check_supported(schema, self.sink.url)
-        existing = self.sink.columns(table)
+        where = self.sink.table_dir(table)
+        # The dataset's schema is fixed by its first file: read it once, not per load.
+        existing = self.sink._schemas.get(where) or self.sink.columns(table)
         if existing is not None:
-            compare_schemas(str(self.sink.table_dir(table)), existing, schema)
+            self.sink._schemas[where] = existing
+            compare_schemas(str(where), existing, schema)
         final = self._partition(table) / name
         tmp = final.with_name(f".{final.stem}-{uuid.uuid4().hex[:8]}.parquet.tmp")
         rows = 0
