@@ -21,13 +21,16 @@ from logroll.catalog.lock import RunLock, holder, lock_name, pid_alive
 
 HOLD = textwrap.dedent(
     """
-    import sys, time
+    import pathlib, sys, time
     from logroll.catalog import Catalog
     from logroll.catalog.lock import RunLock
     lock = RunLock(Catalog(sys.argv[1]), "impressions", heartbeat=0.2)
     lock.acquire()
     print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
+    deadline = time.monotonic() + float(sys.argv[2])
+    release = pathlib.Path(sys.argv[1] + ".release")  # the test asks for a normal release
+    while time.monotonic() < deadline and not release.exists():
+        time.sleep(0.05)
     lock.release()
     """
 )
@@ -75,16 +78,31 @@ def test_a_second_run_exits_at_once_with_a_clear_message(cli, impressions_raw, t
     catalog.close()
 
 
-def test_wait_queues_behind_the_running_one(cli, impressions_raw, tmp_path):
+def test_wait_queues_behind_the_running_one(impressions_raw, tmp_path):
     dest = tmp_path / "results"
-    proc = hold_lock(dest / "_logroll" / "catalog.sqlite", 2)
-    started = time.monotonic()
-    res = cli(*run_args(impressions_raw, dest, "--wait", "60"))
-    elapsed = time.monotonic() - started
-    proc.wait(timeout=30)
-    assert res.code == 0, res.err
-    assert "waiting up to 60s for the running impressions" in res.err
-    assert elapsed >= 1.0
+    holder_proc = hold_lock(dest / "_logroll" / "catalog.sqlite", 600)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "logroll.cli", *run_args(impressions_raw, dest, "--wait", "60")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stderr is not None
+        first = run.stderr.readline()  # the run is now waiting behind the holder...
+        assert "waiting up to 60s for the running impressions" in first, first
+        time.sleep(1)
+        assert run.poll() is None
+        Path(f"{dest / '_logroll' / 'catalog.sqlite'}.release").touch()  # ...which now finishes
+        assert holder_proc.wait(timeout=30) == 0
+        out, err = run.communicate(timeout=300)
+    finally:
+        for p in (run, holder_proc):
+            if p.poll() is None:
+                p.kill()
+    assert run.returncode == 0, err
+    assert "impressions: ok" in out
+    assert "took over" not in err
 
 
 def test_wait_gives_up_after_its_time(cli, impressions_raw, tmp_path):
