@@ -461,3 +461,18 @@ def test_a_scan_started_while_another_runs_exits_0_and_does_nothing(cli, tmp_pat
     assert (busy.json()["status"], busy.json()["files_new"]) == ("busy", 0)
     after = cli("scan", "ingest", "--source", str(src), "--state", state, "--json").json()
     assert (after["status"], after["files_new"]) == ("ok", 2)
+
+
+def test_one_state_feeds_one_destination(tmp_path, monkeypatch):
+    src = tmp_path / "drops"
+    drops(src, 1)
+    state = str(tmp_path / "state.sqlite")
+    ingest.scan(source=str(src), state=state, flush=True)
+    assert ingest.work(state=state, dest=f"parquet:///{tmp_path}/a/").rows_loaded == ROWS_PER_FILE
+    from logroll.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"this state's jobs load into parquet:///.*/a/, not duckdb:///"):
+        ingest.work(state=state, dest=f"duckdb:///{tmp_path}/b.duckdb")
+    # The same destination spelled differently (relative path) is the same destination.
+    monkeypatch.chdir(tmp_path)
+    assert ingest.work(state=state, dest="parquet:///a").jobs_loaded == []

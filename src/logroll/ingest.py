@@ -184,6 +184,21 @@ def with_table(dest: str) -> str:
     return dest
 
 
+def destination_identity(dest: str) -> str:
+    """What makes two --dest URLs the same destination: database and table, or file and table."""
+    scheme = dest.split("://", 1)[0].lower()
+    rest, _, table = dest.split("://", 1)[1].partition("#")
+    if scheme.startswith("postgres"):
+        from psycopg.conninfo import conninfo_to_dict
+
+        from .sinks.postgres import connect_url
+
+        info = conninfo_to_dict(connect_url(dest)[0])
+        where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+        return f"postgresql://{where}#{table}"
+    return f"{scheme}://{Path(local_path(rest)).absolute()}#{table}"
+
+
 def _state(s: Settings) -> str:
     state = s.state or default_state(s.dest)
     if not state:
@@ -283,6 +298,7 @@ def work(
         )
     sink = open_sink(with_table(s.dest))
     store = _store(s)
+    store.bind_destination(destination_identity(with_table(s.dest)), sink.url)
     work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
     # One folder per worker process: DuckDB spill files and staged parts are never shared.
     mine = work_dir / "workers" / f"{os.getpid()}-{time.time_ns()}"

@@ -99,6 +99,16 @@ schemas = Table(
     Column("created_time", DateTime, nullable=False),
 )
 
+# The one destination a state's jobs are loaded into: workers of one queue must agree on it.
+destinations = Table(
+    "ingest_destinations",
+    metadata,
+    Column("pipeline", String(200), primary_key=True),
+    Column("identity", Text, nullable=False),  # host/port/db/table or absolute path/table
+    Column("dest", Text, nullable=False),  # as given, password redacted
+    Column("created_time", DateTime, nullable=False),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -428,6 +438,26 @@ class JobStore:
                 .limit(1)
             ).first()
         return {"uri": row.file_name, "version": row.version} if row else None
+
+    def bind_destination(self, identity: str, shown: str) -> None:
+        """Record the queue's destination on first use; refuse a different one later, since a job
+        is loaded by whichever worker claims it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(destinations).values(
+                        pipeline=self.pipeline, identity=identity, dest=shown, created_time=now()
+                    )
+                )
+        except DBAPIError:
+            pass  # already bound (maybe by another worker just now)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(destinations).where(destinations.c.pipeline == self.pipeline)).first()
+        if row is not None and row.identity != identity:
+            raise UsageError(
+                f"this state's jobs load into {row.dest}, not {shown}: every worker of a state must use the "
+                "same --dest; give another destination a --state of its own"
+            )
 
     # ---- schema --------------------------------------------------------------------------
     def stored_schema(self) -> tuple[list[dict[str, Any]], str] | None:
