@@ -594,3 +594,24 @@ def test_access_denied_is_one_line_exit_2(auth_server, tmp_path):
         f"logroll: error: access denied to s3://{bucket}: the credentials lack permission (s3:ListBucket, "
         "s3:GetObject, s3:PutObject); check the IAM or bucket policy"
     )
+
+
+def test_credentials_from_an_aws_profile(auth_server, tmp_path):
+    server, bucket, users = auth_server
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    key, secret = users["reader"]
+    (home / ".aws" / "credentials").write_text(
+        f"[ci]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+        f"[stale]\naws_access_key_id = {key}\naws_secret_access_key = {SECRET}\n"
+    )
+    env = {
+        **isolated_aws_env(home),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.endpoint_url,
+    }
+    args = ("impressions", "--bucket_name", bucket, "--date_partition", DAY)
+    ok = run_exact_env(*args, env={**env, "AWS_PROFILE": "ci"})
+    assert ok.code == 0, ok.err
+    stale = run_exact_env(*args, env={**env, "AWS_PROFILE": "stale"})
+    assert stale.code == 2 and "the AWS secret key does not match" in stale.err
