@@ -476,3 +476,26 @@ def test_one_state_feeds_one_destination(tmp_path, monkeypatch):
     # The same destination spelled differently (relative path) is the same destination.
     monkeypatch.chdir(tmp_path)
     assert ingest.work(state=state, dest="parquet:///a").jobs_loaded == []
+
+
+def test_s3_source_scanned_and_loaded_exactly_once(cli, moto_server, s3_bucket, s3_env, pg_url, tmp_path):
+    local = tmp_path / "drops"
+    rows = drops(local, 3)
+    client = moto_server.client()
+    for p in sorted(local.iterdir()):
+        client.upload_file(str(p), s3_bucket, f"credit/{p.name}")
+    source = f"s3://{s3_bucket}/credit/"
+    endpoint = ("--endpoint-url", moto_server.endpoint_url)
+    scanned = cli(
+        "scan", "ingest", "--source", source, "--state", pg_url, "--flush", *endpoint, "--json", env=s3_env
+    )
+    assert scanned.code == 0, scanned.err
+    assert scanned.json()["files_new"] == 3
+    worked = cli("work", "ingest", "--dest", pg_url + "#credit", *endpoint, "--json", env=s3_env)
+    assert worked.code == 0, worked.err
+    assert_exactly_once(pg_url, rows, 3)
+    assert query(pg_url, "SELECT min(_source_file) FROM credit") == [(f"{source}credit_20210129_00.csv",)]
+    again = cli(
+        "scan", "ingest", "--source", source, "--state", pg_url, *endpoint, "--json", env=s3_env
+    ).json()
+    assert (again["files_new"], again["files_known"]) == (0, 3)

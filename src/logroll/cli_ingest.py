@@ -184,7 +184,8 @@ def work(
     """Claim jobs and load their files into the destination, exactly once each (start several)."""
     _check(pipeline, "work")
     h = _h()
-    opts = h._call(s3.options_for, [], endpoint_url, aws_config) if endpoint_url or aws_config else None
+    # Jobs name their files by URI, so options are resolved up front; local files ignore them.
+    opts = h._call(s3.storage_options, endpoint_url, aws_config)
     report = h._call(
         ingest.work,
         state=state,
