@@ -499,3 +499,32 @@ def test_s3_source_scanned_and_loaded_exactly_once(cli, moto_server, s3_bucket, 
         "scan", "ingest", "--source", source, "--state", pg_url, *endpoint, "--json", env=s3_env
     ).json()
     assert (again["files_new"], again["files_known"]) == (0, 3)
+
+
+def test_sigterm_hands_the_job_back_and_exits_0(pg_url, tmp_path):
+    import signal
+
+    src = tmp_path / "drops"
+    rows = drops(src, 30)
+    ingest.scan(source=str(src), state=pg_url, flush=True)  # one job of 30 files
+    proc = worker("--dest", pg_url + "#credit", "--follow", "--poll", "0.2")
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the first file is committed
+        if " INFO loaded " in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["stopped"] is True and report["jobs_loaded"] == []
+    [(job, status, attempts, worker_id, _)] = job_rows(pg_url)
+    assert (status, attempts, worker_id) == ("NEW", 0, None)
+    committed = report["files_loaded"]
+    assert 1 <= committed < 30
+    finish = ingest.work(dest=pg_url + "#credit")
+    assert (finish.jobs_loaded, finish.files_skipped, finish.files_loaded) == (
+        [job],
+        committed,
+        30 - committed,
+    )
+    assert_exactly_once(pg_url, rows, 30)

@@ -23,6 +23,7 @@ import logging
 import os
 import posixpath
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -74,6 +75,7 @@ class WorkReport:
     rows_loaded: int = 0
     rows_rejected: int = 0
     quarantine: list[str] = field(default_factory=list)
+    stopped: bool = False  # by SIGTERM or Ctrl-C; the job in hand was handed back
     seconds: float = 0.0
 
     @property
@@ -95,6 +97,8 @@ class WorkReport:
             f"{self.rows_loaded} rows loaded, {self.rows_rejected} rejected "
             f"({self.rows_read} read) in {self.seconds:.1f}s into {self.dest}"
         ]
+        if self.stopped:
+            lines.append("  stopped by a signal; the job in hand went back to the queue")
         for j in self.jobs_failed:
             lines.append(f"  job {j['job']} FAILED: {j['reason']}")
         for j in self.jobs_retrying:
@@ -131,6 +135,23 @@ class _Lease:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (systemd, kill) acts like Ctrl-C: the current job is handed back, then exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class JobLost(Exception):
@@ -177,15 +198,21 @@ class Worker:
         """Claim and load jobs until none is left (or `max_jobs`); with `follow`, keep polling."""
         started = time.monotonic()
         done = 0
-        while max_jobs is None or done < max_jobs:
-            claim = self.store.claim(self.worker_id, self.lease, self.max_attempts)
-            if claim is None:
-                if not follow:
-                    break
-                time.sleep(poll)
-                continue
-            self.do_job(claim)
-            done += 1
+        with _sigterm_interrupts():
+            try:
+                while max_jobs is None or done < max_jobs:
+                    claim = self.store.claim(self.worker_id, self.lease, self.max_attempts)
+                    if claim is None:
+                        if not follow:
+                            break
+                        time.sleep(poll)
+                        continue
+                    self.do_job(claim)
+                    done += 1
+            except KeyboardInterrupt:
+                # A stop request, not a failure: the job in hand (if any) went back to the queue.
+                log.info("stopped by a signal after %d job(s)", done)
+                self.report.stopped = True
         self.report.seconds = round(time.monotonic() - started, 3)
         if self.report.jobs_failed:
             self.report.status = "failed"
@@ -223,6 +250,19 @@ class Worker:
             except Exception as exc:
                 self._failed_attempt(claim, exc, traceback.format_exc())
                 return
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: hand the job back now rather than after the lease runs out.
+                # Files already committed are in the ledger; the next worker skips them.
+                self.store.finish(
+                    claim.id,
+                    claim.worker,
+                    status=NEW,
+                    worker=None,
+                    attempts=claim.attempts - 1,
+                    not_before=None,
+                )
+                log.warning("job %d handed back to the queue (interrupted)", claim.id)
+                raise
             if lease.lost:
                 self.report.jobs_lost.append(claim.id)
                 return
