@@ -88,7 +88,7 @@ class WorkReport:
         return out
 
     def summary(self) -> str:
-        if not (self.jobs_loaded or self.jobs_failed or self.jobs_retrying or self.jobs_lost):
+        if not (self.jobs_loaded or self.jobs_failed or self.jobs_retrying or self.jobs_lost or self.stopped):
             return f"work {self.pipeline}: no job to do"
         lines = [
             f"work {self.pipeline} ({self.worker}): {len(self.jobs_loaded)} job(s) loaded, "
