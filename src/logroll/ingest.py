@@ -296,6 +296,8 @@ def work(
             "no destination given: pass --dest postgresql://user@host/db#table, duckdb:///file.duckdb#table "
             "or parquet:///dir/"
         )
+    if int(s.max_attempts or 3) < 1:
+        raise UsageError("--max-attempts must be 1 or more")
     sink = open_sink(with_table(s.dest))
     store = _store(s)
     store.bind_destination(destination_identity(with_table(s.dest)), sink.url)
@@ -306,6 +308,9 @@ def work(
     worker = None
     try:
         columns = _columns(store, s, work_dir)
+        while columns is None and follow:  # nothing scanned yet: wait for the first file
+            time.sleep(poll)
+            columns = _columns(store, s, work_dir)
         if columns is None:
             return WorkReport(PIPELINE, redact_url(store.catalog.url), sink.url, worker_id or "")
         worker = Worker(

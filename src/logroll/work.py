@@ -272,13 +272,8 @@ class Worker:
                     if len(problems) == 1
                     else f"{len(problems)} files failed; first: {problems[0]}"
                 )
-                msg = (
-                    reason
-                    + "\n"
-                    + "\n".join(problems)
-                    + "\nFix or replace the file(s), then `logroll retry "
-                    + str(claim.id)
-                    + "`."
+                msg = "\n".join(
+                    [reason, *problems, f"Fix or replace the file(s), then `logroll retry {claim.id}`."]
                 )
                 if self.store.finish(
                     claim.id,
