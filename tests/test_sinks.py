@@ -233,3 +233,19 @@ def test_parquet_discards_only_old_temp_files_of_killed_writers(tmp_path):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     open_sink(f"parquet:///{tmp_path}/ds/")
     assert not old.exists() and fresh.exists()
+
+
+def test_missing_driver_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"  # what an install without the extra looks like
+        "from logroll.sinks import open_sink\n"
+        "try:\n    open_sink('postgresql://u@127.0.0.1/db#t')\n"
+        "except Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert (
+        out.strip() == "UsageError postgresql:// destinations need psycopg: pip install 'logroll[postgres]'"
+    )
