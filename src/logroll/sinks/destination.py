@@ -12,6 +12,7 @@ staged parts live in a local work dir, the outputs in the database.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,6 +48,9 @@ class TableDestination:
                 "drop the #table from the URL"
             )
         self.url = self.sink.url  # password redacted
+        # Days are built by parallel workers; their writes to one database go one at a time (a
+        # DuckDB file takes one writer, a PostgreSQL connection one transaction).
+        self._lock = threading.Lock()
 
     @staticmethod
     def check(pipeline: Pipeline) -> None:
@@ -60,7 +64,8 @@ class TableDestination:
     def exists(self, rel: str = "") -> bool:
         if not rel:
             return True
-        return self.sink.columns(rel.split("/", 1)[0]) is not None
+        with self._lock:
+            return self.sink.columns(rel.split("/", 1)[0]) is not None
 
     def publish_output(
         self, out: Output, day: dt.date, local_file: Path, recorded_sha: str | None
@@ -75,7 +80,7 @@ class TableDestination:
         assert out.time_column and out.time_format  # check() ran before the build
         low = start.strftime(out.time_format)
         high = (start + dt.timedelta(days=1)).strftime(out.time_format)
-        with self.sink.transaction() as tx:
+        with self._lock, self.sink.transaction() as tx:
             tx.replace(out.name, local_file, out.time_column, low, high)  # type: ignore[attr-defined]
         return rel, sha, True
 
@@ -89,7 +94,7 @@ class TableDestination:
             ),
         ).select(QUARANTINE_SCHEMA.names)
         source = table["source_file"][0].as_py() if table.num_rows else rel
-        with self.sink.transaction() as tx:
+        with self._lock, self.sink.transaction() as tx:
             tx.replace(QUARANTINE_TABLE, table, "source_file", source)  # type: ignore[attr-defined]
         return f"{self.url}#{QUARANTINE_TABLE}"
 

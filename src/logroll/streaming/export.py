@@ -71,7 +71,10 @@ class FolderExporter:
             cur = self.con.cursor()  # its own results: writer.write_output leaves one open
             try:
                 cur.register("__export", rows)
-                write_output(cur, out, "__export", local)
+                # Through a table, as the batch build does: DuckDB writes a Parquet column as
+                # required when the table's statistics show no NULL, which an Arrow scan has not.
+                cur.execute("CREATE OR REPLACE TEMP TABLE __export_rows AS SELECT * FROM __export")
+                write_output(cur, out, "__export_rows", local)
             finally:
                 cur.close()
             rel = out.render_path(date, self.pipeline.params)

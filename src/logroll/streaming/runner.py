@@ -393,7 +393,7 @@ def run_stream(
                     # Rewriting big days takes time: keep it under a fifth of the stream's.
                     interval = max(publish_interval, 5 * (last_export - t0))
                 if eof or stopped.is_set():
-                    report.stopped_by = "end of input" if eof else "signal"
+                    report.stopped_by = "signal" if stopped.is_set() else "end of input"
                     break
         if exporter is not None:
             exporter.export(store)

@@ -284,7 +284,7 @@ class Store:
             )
             if replaced:
                 self.execute(
-                    f"DELETE FROM {st} WHERE {count} = 0 AND ({_q(spec.group)}) IN (SELECT {_q(gcols)} FROM __t)"
+                    f"DELETE FROM {st} WHERE {count} = 0 AND ({_q(spec.group)}) IN (SELECT {_q(spec.group)} FROM __t)"
                 )
                 self.execute(
                     f"DELETE FROM {gr} WHERE n = 0 AND ({_q(gcols)}, {dist}) IN "
