@@ -4,9 +4,16 @@
 >>> sink = open_sink("postgresql://etl@127.0.0.1/warehouse#credit")
 >>> with sink.transaction() as tx:                 # one commit for everything in the block
 ...     tx.load(None, table, source="s3://drops/a.csv", version="123:etag")  # exactly once
-...     tx.append("other_table", batches)
-...     tx.put_state("checkpoint", "4096")
+...     tx.append("other_table", batches)          # created from the Arrow schema if missing
+...     tx.upsert("stats", stats, key=["hour"])    # replace rows by key (not for Parquet)
+...     tx.put_state("checkpoint", "4096")         # commits with the rows
 >>> sink.ledger()                                  # source -> LoadRecord(version, rows, ...)
+>>> sink.get_state("checkpoint")                   # "4096"
+
+Data is a pyarrow Table, RecordBatch, RecordBatchReader, an iterable of batches, or Parquet
+file path(s). Rows whose columns or types differ from an existing table raise SchemaMismatch
+and write nothing. In tests, `pg_url` (tests/conftest.py) gives a fresh database on a real
+PostgreSQL server started by tests/pg.py.
 
 | URL                                      | writes                                        |
 |------------------------------------------|-----------------------------------------------|
