@@ -83,12 +83,14 @@ class DuckDBEngine:
             order = [declared.get(h, h) for h in header if h in declared or h in passthrough]
             order += [c.name for c in pipeline.columns if c.name not in order]
         # One file per read with its dialect spelled out: a glob of files with different dialects
-        # can be mis-sniffed silently.
+        # can be mis-sniffed silently. The buffer is sized explicitly: by default DuckDB reads a
+        # file smaller than 16 x max_line_size in one block, which alone can exceed --memory-limit.
         reader = (
             f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, "
             f"delim={sql.literal(pipeline.delimiter)}, quote='\"', "
             f"escape='\"', columns={columns}, store_rejects=true, rejects_table='{rejects}', "
-            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, encoding='utf-8'"
+            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, buffer_size=16777216, "
+            f"encoding='utf-8'"
             + (
                 f", nullstr=[{', '.join(sql.literal(v) for v in pipeline.null_values)}])"
                 if pipeline.null_values
