@@ -234,3 +234,39 @@ def test_ingest_refuses_the_spark_engine(tmp_path):
         "run", "ingest", "--source", str(tmp_path), "--dest", str(tmp_path / "o"), "--engine", "spark"
     )
     assert "ingest loads each file with DuckDB" in one_line_error(r)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = (
+                    Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_killed_mid_build_leaves_no_jvm_and_a_rerun_converges(tmp_path):
+    """SIGKILL after Spark computed the day, before publishing; the JVM goes with the driver, and a
+    rerun (here on DuckDB: the state is shared) writes exactly the reference outputs."""
+    raw = tmp_path / "raw"
+    demo.impressions(raw, days=1, rows=600)
+    api.run("impressions", "2021-01-29", source=str(raw), dest=str(tmp_path / "reference"))
+    dest = tmp_path / "out"
+    killed = run_cli(
+        "run", "impressions", "2021-01-29", "--source", str(raw), "--dest", str(dest),
+        "--engine", "spark", "--master", "local[1]",
+        env={**LOCAL, "LOGROLL_FAULT_AT": "build.computed:1"},
+    )  # fmt: skip
+    assert killed.code == -9, killed.err
+    work = str(dest / "_logroll")
+    wait_until(lambda: not _processes_mentioning(work), 30, "the driver's JVM outlived it", [])
+    again = run_cli("run", "impressions", "2021-01-29", "--source", str(raw), "--dest", str(dest), "--json")
+    assert again.code == 0, again.err
+    assert again.json()["partitions_built"] == ["2021-01-29"]
+    assert tree_bytes(dest) == tree_bytes(tmp_path / "reference")

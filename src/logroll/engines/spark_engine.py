@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import sql
 from ..pipelines.base import Pipeline
+from ..projection import needed_columns
 from ..transpile import spark_type, to_spark
 from ..writer import write_output
 from . import spark_session
@@ -122,8 +123,10 @@ class SparkEngine:
         types_by_name = dict(zip(source_rel.columns, [str(t) for t in source_rel.types], strict=True))
         in_names = columns or [c.name for c in pipeline.columns]
         in_types = [types_by_name[n] for n in in_names]
+        # The same dedupe the DuckDB engine runs, narrowed to the columns the outputs read.
+        keep = needed_columns(pipeline, columns)
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW rows AS {sql.dedupe_select(pipeline, duck_source, columns)}"
+            f"CREATE OR REPLACE TEMP VIEW rows AS {sql.dedupe_select(pipeline, duck_source, columns, keep)}"
         )
         try:
             rows_rel = con.sql("SELECT * FROM rows")
@@ -146,7 +149,7 @@ class SparkEngine:
         src.createOrReplaceTempView("__src")
         # Parquet footers hold the row counts: no need for a Spark job to count the input.
         rows_in = con.execute(f"SELECT count(*) FROM {duck_source}").fetchone()[0]
-        rows = spark.sql(to_spark(sql.dedupe_select(pipeline, "__src", columns)))
+        rows = spark.sql(to_spark(sql.dedupe_select(pipeline, "__src", columns, keep)))
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             rows.createOrReplaceTempView("rows")
