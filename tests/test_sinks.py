@@ -249,3 +249,20 @@ def test_missing_driver_says_what_to_install():
     assert (
         out.strip() == "UsageError postgresql:// destinations need psycopg: pip install 'logroll[postgres]'"
     )
+
+
+def test_parquet_one_transaction_many_files_in_the_same_lock_stripe(tmp_path):
+    import hashlib
+
+    sink = open_sink(f"parquet:///{tmp_path}/ds/")
+    # Sources whose hashes share a first byte share a lock file: one transaction takes it once.
+    by_stripe: dict[str, list[str]] = {}
+    for i in range(2000):
+        src = f"s3://b/{i}.csv"
+        by_stripe.setdefault(hashlib.sha256(src.encode()).hexdigest()[:2], []).append(src)
+    same = next(v for v in by_stripe.values() if len(v) >= 2)[:2]
+    with sink.transaction() as tx:
+        for n, src in enumerate(same):
+            tx.load(None, batch([n]), source=src, version="1")
+    assert set(sink.ledger()) == set(same)
+    assert len(list((tmp_path / "ds" / "_logroll" / "locks").iterdir())) == 1
