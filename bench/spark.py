@@ -136,6 +136,9 @@ def worker_build(args: argparse.Namespace) -> None:
     print(json.dumps({"startup": t1 - t0, "build": t2 - t1, "rows_in": outcome.rows_in}))
 
 
+LOAD = os.getloadavg()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000_000, help="rows in the day (default 10M)")
@@ -219,7 +222,24 @@ def render(
         f"{ts['build'] / td['build']:.2f}x | {bd.cpu:.2f} | {bs.cpu:.2f} | {bd.rss_mib:,.0f} | {bs.rss_mib:,.0f} |",
         f"| Spark start-up (JVM + SparkSession), not in the build line | - | {ts['startup']:.2f} | - | - | - | - | - |",
         "",
-        f"Outputs byte-identical between the engines: {'yes' if same else 'NO'}.",
+        f"Outputs byte-identical between the engines: {'yes' if same else 'NO'}. "
+        f"Load average {LOAD[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores shared "
+        "with other work: read the ratios, not the seconds). CPU and peak RSS are of the whole process "
+        "tree, sampled every 0.2 s (the Spark driver's JVM is a child of the Python process).",
+        "",
+        "Why Spark is slower here, and when it is not:",
+        "",
+        "- Start-up: a JVM and a SparkSession before any work (the line above), and JIT warm-up in the "
+        "first queries. DuckDB starts in milliseconds inside the Python process.",
+        "- Execution model: DuckDB runs the dedupe and the aggregate as one vectorised, multi-threaded "
+        "pipeline over columnar batches in one process. Spark plans stages and tasks, shuffles the rows "
+        "between the dedupe (group by the key) and the aggregate through its block manager (serialised, "
+        "spilled to disk under the driver's heap), and runs row-oriented operators; with 2 cores the "
+        "scheduling and shuffle overhead is not amortised over many executors.",
+        "- Staging is the same DuckDB code in both runs (on the Spark driver too), so the whole-run ratio "
+        "is smaller than the build-only one; the final CSV is written by the same DuckDB writer.",
+        "- Spark earns its keep when a day is larger than one machine's memory and disk can handle and "
+        "a cluster's executors share the build; on one machine, use the DuckDB engine.",
         "",
     ]
     return "\n".join(lines)

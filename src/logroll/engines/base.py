@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..pipelines.base import Pipeline
 
@@ -31,12 +31,21 @@ class BuildOutcome:
 
 
 class Engine(Protocol):
+    """Staging turns one file version into typed Parquet parts per event day (plus rejects);
+    building turns one day's parts into finished local output files. Both engines stage with
+    the same DuckDB code (exact line numbers for rejects), so parts are interchangeable and a
+    day staged by one engine can be built by the other. Output bytes come from writer.py."""
+
     name: str
 
-    def stage_file(
-        self, path: Path, source_uri: str, header: list[str], pipeline: Pipeline, part_dir: Path
-    ) -> StageOutcome: ...
+    # staging: one file version -> parts (duckdb_engine.DuckDBEngine; SparkEngine delegates)
+    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> Any: ...
 
+    def stage_jsonl(
+        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+    ) -> Any: ...
+
+    # building: one event day's parts -> outputs, in the pipeline's SQL (DuckDB dialect)
     def build_day(
         self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path
     ) -> BuildOutcome: ...

@@ -52,9 +52,10 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = spark %p %c{1}: %m%n
-# Spark announces "Setting default log level" whenever this one differs from the root level.
-logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = error
+# Spark prints "Setting default log level" unless the first logger it makes has a level of its
+# own equal to the root's.
+logger.org.name = org
+logger.org.level = error
 """
 
 
