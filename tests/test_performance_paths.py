@@ -14,6 +14,9 @@ from logroll import sql
 from logroll.engines.duckdb_engine import DuckDBEngine
 from logroll.pipelines import get_pipeline
 from logroll.projection import needed_columns, referenced_columns
+from logroll.workers import EnginePool
+
+from conftest import tree_bytes
 
 
 def test_engine_never_draws_a_progress_bar(tmp_path: Path):
@@ -96,3 +99,37 @@ def test_outputs_read_only_the_columns_they_name():
     ]
     for query in every:
         assert referenced_columns([query]) is None, query
+
+
+def test_duckdb_workers_share_one_database_and_keep_their_own_tables(tmp_path: Path):
+    pool = EnginePool("duckdb", tmp_path, memory_limit="800MB", threads=2, size=2)
+    try:
+        first, second = pool.engines
+        settings = "SELECT current_setting('memory_limit'), current_setting('threads')"
+        # Nothing is split: a lone day's build on one worker still has the whole limit and every thread.
+        assert first.con.execute(settings).fetchone() == second.con.execute(settings).fetchone()
+        assert first.con.execute(settings).fetchone()[1] == 2
+        first.con.execute("CREATE TEMP TABLE __checked AS SELECT 1 AS a")
+        second.con.execute("CREATE TEMP TABLE __checked AS SELECT 2 AS a")  # no clash
+        assert first.con.execute("SELECT a FROM __checked").fetchone() == (1,)
+        progress = "SELECT current_setting('enable_progress_bar')"
+        assert second.con.execute(progress).fetchone() == (False,)
+    finally:
+        pool.close()
+
+
+def test_parallel_staging_gives_the_sequential_outputs_and_report(cli, impressions_raw, tmp_path):
+    reports, trees = [], []
+    for parallel in ("1", "2"):
+        dest = tmp_path / f"results-{parallel}"
+        res = cli("run", "impressions", "--source", str(impressions_raw), "--dest", str(dest), "--json",
+                  "--parallel", parallel)  # fmt: skip
+        assert res.code == 0, res.err
+        report = res.json()
+        assert report["rows_read"] == report["rows_valid"] + report["rows_rejected"]
+        reports.append({k: report[k] for k in ("rows_read", "rows_rejected", "duplicates", "rows_out",
+                                               "files_staged", "partitions_built", "partitions")})  # fmt: skip
+        reports[-1]["quarantine"] = [Path(q).name for q in report["quarantine"]]
+        trees.append(tree_bytes(dest))
+    assert reports[0] == reports[1]
+    assert trees[0] == trees[1]

@@ -32,7 +32,7 @@ from .report import RunReport
 from .sinks import is_sink_url
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
-from .workers import EnginePool
+from .workers import EnginePool, default_parallel
 
 log = logging.getLogger("logroll")
 
@@ -109,7 +109,7 @@ def run(
     threads: int | None = None,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    parallel: int = 1,
+    parallel: int | None = None,
     wait: float = 0.0,
     on_event: EventCallback | None = None,
     output_format: str | None = None,
@@ -170,7 +170,7 @@ def run(
             engine,
             memory_limit or DEFAULT_MEMORY_LIMIT.get(engine, "2GB"),
             threads,
-            parallel,
+            parallel or default_parallel(engine),
             on_event,
             started,
             engine_options,
@@ -233,6 +233,10 @@ def _run_locked(
             pool.each(
                 todo, lambda eng, f: _stage_one(eng, catalog, src, ws, pipe, f, run_id, report, emit, fetcher)
             )
+        # Files are staged in any order by parallel workers; the report lists them in one.
+        report.files_rejected.sort(key=lambda r: r["uri"])
+        report.files_failed.sort(key=lambda r: r["uri"])
+        report.quarantine.sort()
 
         all_parts = catalog.parts(pipe.name)
         built = catalog.partitions(pipe.name)

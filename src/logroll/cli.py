@@ -245,13 +245,14 @@ def run(
         typer.Option("--threads", help="Engine threads [default: all cores]."),
     ] = None,
     parallel: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--parallel",
-            help="Stage files and build days this many at once; they share --memory-limit and --threads.",
+            help="Stage files and build days this many at once; they share --memory-limit and --threads "
+            "[default: one per core with duckdb, else 1].",
             envvar="LOGROLL_PARALLEL",
         ),
-    ] = 1,
+    ] = None,
     wait: Wait = 0.0,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,

@@ -61,6 +61,12 @@ def split_memory(limit: str, workers: int) -> str:
     return f"{share // 1024**2}MiB"
 
 
+def default_parallel(engine: str) -> int:
+    """Workers when --parallel is not given: one per core for DuckDB, whose workers share one
+    database (staging a file keeps about one core busy, so two files at once use two), else one."""
+    return (os.cpu_count() or 1) if engine == "duckdb" else 1
+
+
 class EnginePool:
     """`size` engines, each used by one worker thread at a time."""
 
@@ -78,12 +84,18 @@ class EnginePool:
         if size < 1:
             raise UsageError("--parallel must be 1 or more")
         self.size = size
-        self.memory_limit = split_memory(memory_limit, size)
+        # DuckDB workers are cursors on one database: they share its memory limit, threads and
+        # spill folder, so nothing is split, and a lone day's build still gets all of them.
+        shared = engine == "duckdb"
+        self.memory_limit = memory_limit if shared else split_memory(memory_limit, size)
         total_threads = threads or os.cpu_count() or 1
-        self.threads = threads if size == 1 else max(1, total_threads // size)
+        self.threads = threads if size == 1 or shared else max(1, total_threads // size)
         self.engines: list[Any] = []
         try:
             for i in range(size):
+                if i and shared:
+                    self.engines.append(self.engines[0].worker())
+                    continue
                 # Each worker spills to its own folder: engines must not share temp files.
                 wd = Path(work_dir) if i == 0 else Path(work_dir) / "workers" / str(i)
                 self.engines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import shutil
 from dataclasses import dataclass
@@ -57,6 +58,15 @@ class DuckDBEngine:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET preserve_insertion_order = true")
         self._seq = itertools.count()
+
+    def worker(self) -> DuckDBEngine:
+        """An engine for another worker thread on this one's database: its own cursor (a
+        connection is not thread-safe), the same memory limit, threads and spill folder."""
+        other = copy.copy(self)
+        other.con = self.con.cursor()
+        other.con.execute("SET enable_progress_bar = false")  # a per-connection setting
+        other._seq = itertools.count()
+        return other
 
     def close(self) -> None:
         self.con.close()
