@@ -146,6 +146,14 @@ class Scenario:
         assert_no_orphans(self.dest)
         assert_reports_match_catalog(self.dest, self.last_run)
         assert not list(self.dest.rglob("*.tmp-*")), f"temporary files left after {what}"
+        assert_no_scratch_and_no_ghost_runs(self.dest)
+
+
+def assert_no_scratch_and_no_ghost_runs(dest: Path) -> None:
+    """A killed run is marked crashed by the next one, which also removes its scratch files."""
+    statuses = Counter(r["status"] for r in catalog_rows(dest, "SELECT status FROM runs"))
+    assert statuses["running"] == 0, statuses
+    assert not [p for p in (dest / "_logroll" / "tmp").glob("*") if p.exists()]
 
 
 def _late_changes(raw: Path) -> None:

@@ -212,6 +212,9 @@ def _run_locked(
     report = RunReport(pipeline=pipe.name, engine=engine, state=redact_url(ws.state))
     report.run_id = run_id = catalog.start_run(pipe.name)
     emit = Emitter(pipe.name, run_id, on_event)
+    # Runs killed before they could say so: marked crashed, their scratch files removed.
+    for dead in catalog.mark_crashed(pipe.name, run_id):
+        shutil.rmtree(ws.work_dir / "tmp" / f"run-{dead}", ignore_errors=True)
     faults.point("run.started")
     pool = EnginePool(
         engine, ws.work_dir, memory_limit=memory_limit, threads=threads, size=parallel, options=engine_options

@@ -259,6 +259,21 @@ class Catalog:
                 ).inserted_primary_key[0]
             )
 
+    def mark_crashed(self, pipeline: str, current: int) -> list[int]:
+        """Mark the runs of `pipeline` still said to be running, other than `current`, as crashed
+        (killed without a word) and return their ids. Call it holding the pipeline's run lock:
+        then none of them is alive."""
+        with self.engine.begin() as conn:
+            query = select(s.runs.c.id).where(
+                s.runs.c.pipeline == pipeline, s.runs.c.status == "running", s.runs.c.id != current
+            )
+            dead = [int(r.id) for r in conn.execute(query)]
+            if dead:
+                conn.execute(
+                    update(s.runs).where(s.runs.c.id.in_(dead)).values(status="crashed", finished_at=_now())
+                )
+        return dead
+
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(
