@@ -83,10 +83,14 @@ class EnginePool:
         """`options` go to every engine as they are (e.g. the Spark engine's master and conf)."""
         if size < 1:
             raise UsageError("--parallel must be 1 or more")
-        self.size = size
         # DuckDB workers are cursors on one database: they share its memory limit, threads and
         # spill folder, so nothing is split, and a lone day's build still gets all of them.
         shared = engine == "duckdb"
+        if shared and size > 1 and not _PERCENT.match(str(memory_limit)):
+            # Under about 64 MiB each, workers starve each other of the buffers a CSV read needs
+            # and files fail out of memory instead of spilling: fewer workers, then.
+            size = max(1, min(size, parse_size(memory_limit) // (64 * 1024**2)))
+        self.size = size
         self.memory_limit = memory_limit if shared else split_memory(memory_limit, size)
         total_threads = threads or os.cpu_count() or 1
         self.threads = threads if size == 1 or shared else max(1, total_threads // size)
