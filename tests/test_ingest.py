@@ -138,7 +138,7 @@ def test_worker_killed_mid_load_is_taken_over_without_duplicates(cli, pg_url, tm
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     report = json.loads(out)
-    assert report["jobs_loaded"] == [job]
+    assert report["jobs_loaded"] == [job], (err, job_rows(pg_url))
     assert (report["files_skipped"], report["files_loaded"]) == (2, 4)  # the ledger had the first two
     assert_exactly_once(pg_url, rows, 6)
     [(_, status, attempts, second_worker, _)] = job_rows(pg_url)
@@ -528,3 +528,20 @@ def test_sigterm_hands_the_job_back_and_exits_0(pg_url, tmp_path):
         30 - committed,
     )
     assert_exactly_once(pg_url, rows, 30)
+
+
+def test_header_only_and_empty_files(tmp_path):
+    src = tmp_path / "drops"
+    rows = drops(src, 1)
+    header = (src / "credit_20210129_00.csv").read_text().splitlines()[0]
+    (src / "z_header_only.csv").write_text(header + "\n")
+    (src / "z_empty.csv").write_text("")
+    state = str(tmp_path / "state.sqlite")
+    ingest.scan(source=str(src), state=state, batch_bytes=1)
+    report = ingest.work(state=state, dest=f"duckdb:///{tmp_path}/c.duckdb")
+    assert report.rows_loaded == rows and len(report.jobs_loaded) == 2
+    [failed] = report.jobs_failed
+    assert "z_empty.csv: the file is empty (no header)" in failed["reason"]
+    with duckdb.connect(f"{tmp_path}/c.duckdb", read_only=True) as con:
+        ledger = dict(con.execute("SELECT source, rows FROM _logroll_loads").fetchall())
+    assert ledger[str(src / "z_header_only.csv")] == 0  # loaded, with nothing in it

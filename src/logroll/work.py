@@ -34,13 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import faults
 from .catalog import redact_url
 from .catalog.jobs import FAILED, LOADED, NEW, Claim, JobStore, now
 from .ingest_schema import (
-    LOADED_AT_COLUMN,
     SOURCE_COLUMN,
     FileMismatch,
     Stager,
@@ -356,7 +354,11 @@ class Worker:
                     f"none of its {staged.rows_read} rows fits the schema (first reason: "
                     f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
                 )
-            reader = self._rows(staged.parts.get("all", (0, ""))[1], uri)
+            reader = (
+                self.engine.staged_rows(self.schema, uri, now())
+                if staged.parts  # a file with a header and no row stages nothing
+                else pa.RecordBatchReader.from_batches(self.schema, [])
+            )
             outcome = dict(
                 rows_read=staged.rows_read,
                 rows_rejected=staged.rows_rejected,
@@ -383,8 +385,9 @@ class Worker:
                 faults.point("ingest.loaded_uncommitted")
             faults.point("ingest.committed")
         finally:
-            shutil.rmtree(part_dir, ignore_errors=True)
-            if staged.part_dir:  # another folder when a killed attempt left part_dir behind
+            self.engine.drop_staged()
+            shutil.rmtree(part_dir, ignore_errors=True)  # nothing is written there; a safety net
+            if staged.part_dir:
                 shutil.rmtree(staged.part_dir, ignore_errors=True)
         if not self.state_in_dest:
             # The ledger in the destination already makes this file's load final; this row is
@@ -408,24 +411,6 @@ class Worker:
             extra={"event": "file_loaded"},
         )
         return result.rows, staged.rows_rejected
-
-    def _rows(self, part: str, uri: str) -> pa.RecordBatchReader:
-        """The staged rows with their lineage columns, streamed batch by batch."""
-        loaded_at = pa.scalar(now(), pa.timestamp("us"))
-        source = pa.scalar(uri, pa.string())
-        schema = self.schema
-        base = [f.name for f in schema if f.name not in (SOURCE_COLUMN, LOADED_AT_COLUMN)]
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            if not part:
-                return
-            for b in pq.ParquetFile(part).iter_batches(batch_size=65536, columns=base):
-                n = b.num_rows
-                arrays = [b.column(name).cast(schema.field(name).type) for name in base]
-                arrays += [pa.repeat(source, n), pa.repeat(loaded_at, n)]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
 
     @contextlib.contextmanager
     def _local_copy(self, uri: str, size: int) -> Iterator[Path]:
