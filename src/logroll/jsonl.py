@@ -64,7 +64,9 @@ def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
     text = pc.utf8_ltrim(pc.utf8_rtrim(text, "\r\n"), "\ufeff")
     table = pa.table([numbers, text, bad], schema=LINES_SCHEMA)
     blank = pc.equal(pc.binary_length(pc.ascii_trim(text, " \t")), 0)
-    return table.filter(pc.invert(pc.fill_null(blank, False)))
+    kept = table.filter(pc.invert(pc.fill_null(blank, False)))
+    # DuckDB scans an Arrow table one record batch per thread: several batches, several threads.
+    return pa.Table.from_batches(kept.to_batches(max_chunksize=16_384), schema=LINES_SCHEMA)
 
 
 def split_lines(data: bytes, first_line: int) -> tuple[pa.Table, int]:

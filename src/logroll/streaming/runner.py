@@ -96,7 +96,7 @@ def stream_spec(pipeline: Pipeline) -> StreamSpec:
 def open_store(
     layout: Layout, dest: str, work_dir: str | None, storage_options: dict[str, Any] | None
 ) -> Any:
-    """(store, folder exporter or None, what to call the destination)."""
+    """(store, (folder storage, work dir) for a folder destination or None, the destination's name)."""
     from ..sinks import is_sink_url
 
     if is_sink_url(dest):

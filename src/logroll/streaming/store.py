@@ -12,9 +12,10 @@ One store holds everything a micro-batch changes, so one commit covers it all:
     _logroll_state        the checkpoint of each input, with its counters
 
 Duplicates are resolved as `logroll run` resolves them within a day: per (key, event day) the
-smallest row wins, whatever the order of arrival; a late smaller duplicate replaces the event,
-and the groups it leaves and joins are recomputed. Statistics are recomputed for the touched
-groups from the per-distinct-value counts, so they never count an event twice.
+smallest row wins, whatever the order of arrival; a late smaller duplicate replaces the event.
+Each event in (+1) and out (-1) moves the count of its group and distinct value; a group's
+statistics move by the same deltas (a value is one more distinct value while its count is above
+0), so they never count an event twice and never need the group's other events.
 
 The SQL below runs unchanged on SQLite (the store of a folder destination), PostgreSQL and
 DuckDB; only table creation and bulk loading differ.
