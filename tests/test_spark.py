@@ -277,3 +277,15 @@ def test_every_day_building_preset_is_covered():
     assert set(PRESETS) - covered == set(), "add a Spark byte-identity test for the new preset"
     for name in covered:
         assert get_pipeline(name).outputs
+
+
+def test_parallel_workers_share_one_spark_application(spark, tmp_path):
+    """--parallel 2: two engines build days at once, each in a Spark session of its own (their
+    `rows` views must not meet), on the one SparkContext."""
+    raw = tmp_path / "raw"
+    demo.impressions(raw, days=3, rows=3000)
+    duck = api.run("impressions", source=str(raw), dest=str(tmp_path / "duckdb"), engine="duckdb")
+    sp = api.run("impressions", source=str(raw), dest=str(tmp_path / "spark"), engine="spark", parallel=2)
+    assert len(sp.partitions_built) == 4
+    assert_same(tmp_path, duck, sp)
+    assert spark.sparkContext._jsc is not None  # the shared application is still up

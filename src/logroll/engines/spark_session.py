@@ -201,7 +201,7 @@ def preflight(master: str | None, threads: int | None = None) -> Any:
     pyspark = import_pyspark()
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
+    active = _running_session(SparkSession)
     if active is not None:
         running = active.sparkContext.master
         if master and master != running:
@@ -216,6 +216,15 @@ def preflight(master: str | None, threads: int | None = None) -> Any:
         # pyspark's launcher finds java through JAVA_HOME or PATH; pin the one we checked.
         os.environ["JAVA_HOME"] = str(Path(java).resolve().parent.parent)
     return None
+
+
+def _running_session(session_cls: Any) -> Any:
+    """The process's SparkSession, if one runs. getActiveSession() only sees the calling
+    thread's; --parallel workers build in threads of their own, so look at the default too."""
+    active = session_cls.getActiveSession() or getattr(session_cls, "_instantiatedSession", None)
+    if active is None or active.sparkContext._jsc is None:  # stopped
+        return None
+    return active
 
 
 def master_url(master: str | None, threads: int | None = None) -> str:
