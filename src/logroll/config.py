@@ -179,6 +179,8 @@ class PipelineSpec(_Model):
 
 class ConfigFile(Settings):
     pipelines: dict[str, PipelineSpec] = {}
+    # The ingest pipeline's section (scanner, workers, schema), validated by logroll.ingest.
+    ingest: dict[str, Any] | None = None
 
 
 def _check(fn: Any, *args: Any) -> None:
