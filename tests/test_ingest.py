@@ -545,3 +545,11 @@ def test_header_only_and_empty_files(tmp_path):
     with duckdb.connect(f"{tmp_path}/c.duckdb", read_only=True) as con:
         ledger = dict(con.execute("SELECT source, rows FROM _logroll_loads").fetchall())
     assert ledger[str(src / "z_header_only.csv")] == 0  # loaded, with nothing in it
+
+
+def test_logroll_yaml_with_an_ingest_section_stays_valid_for_every_command(cli, tmp_path):
+    (tmp_path / "logroll.yaml").write_text(
+        "memory_limit: 1GB\ningest:\n  source: drops\n  batch_bytes: 64MB\n  columns: [{name: id, type: integer}]\n"
+    )
+    checked = cli("validate", cwd=tmp_path)
+    assert checked.code == 0, checked.err
