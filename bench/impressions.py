@@ -201,6 +201,8 @@ def logroll_cmd(raw: Path, dest: Path, day: str, args: argparse.Namespace) -> li
         cmd += ["--memory-limit", args.memory_limit]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.parallel:
+        cmd += ["--parallel", str(args.parallel)]
     return cmd
 
 
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is reported")
     ap.add_argument("--memory-limit", default=None, help="passed to logroll (default: logroll's default)")
     ap.add_argument("--threads", type=int, default=None, help="threads for logroll and DuckDB (default: all)")
+    ap.add_argument("--parallel", type=int, default=None, help="passed to logroll (files staged at once)")
     ap.add_argument("--skip-pandas", action="store_true", help="leave pandas out (it is slow and large)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--worker", choices=["sql", "pandas"], help=argparse.SUPPRESS)
