@@ -682,6 +682,12 @@ def resolve(
     merged = cfg.settings_for(pipeline)
     merged.update(env_settings(env))
     merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    if merged.get("engine", "duckdb") != "spark":
+        # Spark settings kept in the file or environment for `--engine spark` days do not stop a
+        # run on another engine; given as flags, they still draw an error.
+        for key in ("spark_master", "spark_conf"):
+            if (flags or {}).get(key) is None:
+                merged.pop(key, None)
     return pipe, merged
 
 

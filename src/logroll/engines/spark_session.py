@@ -175,7 +175,11 @@ def parse_conf(items: list[str] | dict[str, str] | None) -> dict[str, str]:
 
 
 def spark_memory(limit: str) -> str:
-    """DuckDB-style '2GB' / '512MB' as a JVM size ('2g', '512m')."""
+    """DuckDB-style '2GB' / '512MB' / '50%' (of RAM) as a JVM size ('2g', '512m')."""
+    pct = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", limit)
+    if pct:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return f"{max(256, int(total * float(pct.group(1)) / 100 / 2**20))}m"
     m = re.fullmatch(r"\s*(\d+)\s*([kmgt]i?b?)?\s*", limit.lower())
     if not m:
         raise UsageError(f"--memory-limit {limit!r}: use a size like 2GB or 512MB")
