@@ -20,10 +20,7 @@ from logroll import api, demo
 
 from conftest import run_cli, tree_bytes
 
-pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
 pytestmark = pytest.mark.spark
-
-SPARK_HOME = Path(pyspark.__file__).parent
 LOCAL = {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_HOSTNAME": "localhost"}
 
 
@@ -48,6 +45,14 @@ def master_state(ui_port: int) -> dict:
         return json.load(r)
 
 
+def spark_home() -> Path:
+    """pyspark's own Spark distribution (bin/spark-class, jars/); imported here, not at collection,
+    so that `-m "not spark"` works without the spark extra."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
 class Cluster:
     def __init__(self, root: Path):
         self.root = root
@@ -58,7 +63,7 @@ class Cluster:
         self.env = {
             **os.environ,
             **LOCAL,
-            "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_HOME": str(spark_home()),
             "SPARK_LOG_DIR": str(root / "logs"),
             "SPARK_WORKER_DIR": str(root / "work"),
         }
@@ -69,7 +74,7 @@ class Cluster:
         with open(log, "wb") as out:
             self.procs.append(
                 subprocess.Popen(
-                    [str(SPARK_HOME / "bin" / "spark-class"), *args],
+                    [str(spark_home() / "bin" / "spark-class"), *args],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     env=self.env,
