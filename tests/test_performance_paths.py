@@ -13,6 +13,7 @@ import pytest
 from logroll import sql
 from logroll.engines.duckdb_engine import DuckDBEngine
 from logroll.pipelines import get_pipeline
+from logroll.pipelines.base import Column, Output, Pipeline
 from logroll.projection import needed_columns, referenced_columns
 from logroll.workers import EnginePool
 
@@ -133,3 +134,66 @@ def test_parallel_staging_gives_the_sequential_outputs_and_report(cli, impressio
         trees.append(tree_bytes(dest))
     assert reports[0] == reports[1]
     assert trees[0] == trees[1]
+
+
+_TEXTS = ["", "   ", None, "1", " 2 ", "-7", "5.5", "x", "true", "-0.0", "1e3", "2021-01-30",
+          "2021-01-30 10:00:00", "21-01-30 10:00:00", "0000-01-01 00:00:00", "2021-02-30 00:00:00"]  # fmt: skip
+
+
+def _every_type_pipeline(checks: tuple[tuple[str, str], ...] = ()) -> Pipeline:
+    cols = [Column("k", "string"), Column("t", "timestamp")]
+    for kind in ("integer", "float", "boolean", "date", "string"):
+        cols += [Column(f"{kind}_must", kind), Column(f"{kind}_opt", kind, required=False)]
+    return Pipeline(
+        name="every_type",
+        columns=tuple(cols),
+        event_time="t",
+        key=("k",),
+        outputs=(Output("o", "SELECT * FROM rows", "{date:%Y}/{date:%m}/{date:%d}/o.csv"),),
+        checks=checks,
+    )
+
+
+def test_typed_values_are_null_for_empty_text():
+    # The staging fast path (sql.reason_expr) relies on it: a non-NULL typed value means the text
+    # was there, so neither "missing" nor "bad" applies.
+    con = duckdb.connect()
+    for col in _every_type_pipeline().columns:
+        if col.type == "string":
+            continue  # text stays text: checked for emptiness on its own
+        for text in ("''", "'   '", "CAST(NULL AS VARCHAR)"):
+            got = con.execute(f"SELECT {sql.typed_expr(col, text)}").fetchone()[0]
+            assert got is None, (col, text, got)
+
+
+@pytest.mark.parametrize("checks", [(), (("integer_must > 0", "integer_must must be positive"),)])
+def test_fast_reason_equals_the_full_case(checks):
+    pipe = _every_type_pipeline(checks)
+    rng = random.Random(5)
+    names = [c.name for c in pipe.columns]
+    valid = ["a", "2021-01-30 10:00:00", "1", "1", "1.5", "", "true", "", "2021-01-30", "", "s", ""]
+    rows = [valid]
+    for _ in range(3000):  # a valid row with one or two fields changed: each WHEN on its own
+        row = list(valid)
+        for i in rng.sample(range(len(names)), rng.choice([1, 2])):
+            row[i] = rng.choice(_TEXTS)
+        rows.append(row)
+    table = pa.table({f"c{i}": pa.array([r[i] for r in rows], pa.string()) for i in range(len(names))})
+    con = duckdb.connect()
+    con.register("src", table)
+    raw = {n: f"c{i}" for i, n in enumerate(names)}
+    fast = con.sql(sql.checked_select(pipe, raw, "(SELECT 0 AS o, * FROM src)", "o")).to_arrow_table()
+    # The same CASE with no fast path: every WHEN, in order, on every row.
+    whens = sql.reason_expr(
+        pipe, {n: f"__raw{i}" for i, n in enumerate(names)}, {n: sql.ident(n) for n in names}
+    )
+    full_case = whens[whens.index(" ELSE ") + len(" ELSE ") : -len(" END")]
+    inner = sql.checked_select(pipe, raw, "(SELECT 0 AS o, * FROM src)", "o")
+    inner = inner[inner.index("FROM (SELECT") + len("FROM ") :]
+    full = con.sql(f"SELECT {full_case} AS __reason FROM {inner}").to_arrow_table()
+    assert "ELSE" in whens  # the fast path is there
+    assert fast["__reason"].to_pylist() == full["__reason"].to_pylist()
+    reasons = fast["__reason"].to_pylist()
+    assert reasons[0] is None  # the one valid row
+    kinds = {r.split(":")[0] for r in reasons if r}
+    assert len(kinds) >= 10 and any(k.startswith("missing") for k in kinds)  # many WHENs exercised

@@ -112,7 +112,25 @@ def reason_expr(pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] |
                 f"THEN {literal(msg)} || {literal(chr(39))} || left({r}, 80) || {literal(chr(39))}"
             )
     if typed is not None:
-        whens.extend(f"WHEN NOT ({cond}) THEN {literal(reason)}" for cond, reason in pipeline.checks)
+        checks = [f"WHEN NOT ({cond}) THEN {literal(reason)}" for cond, reason in pipeline.checks]
+        whens.extend(checks)
+        # Nearly every row is valid: one cheap test that no column's WHEN above can match saves
+        # evaluating them all (~15% of staging's CPU). A typed value is never non-NULL for empty
+        # text (typed_expr), so "typed IS NOT NULL" rules out both "missing" and "bad".
+        ok = []
+        for col in pipeline.columns:
+            if col.name not in raw:
+                continue
+            must = col.required or col.name == pipeline.event_time or col.name in pipeline.key
+            if col.type != "string":
+                present = f"nullif(trim({raw[col.name]}), '') IS NULL"
+                ok.append(f"{typed[col.name]} IS NOT NULL" + ("" if must else f" OR {present}"))
+            elif must:
+                ok.append(f"nullif(trim({raw[col.name]}), '') IS NOT NULL")
+        if ok and whens:
+            valid = "CASE " + " ".join(checks) + " END" if checks else "CAST(NULL AS VARCHAR)"
+            full = "CASE " + " ".join(whens) + " END"
+            return f"CASE WHEN {' AND '.join(f'({c})' for c in ok)} THEN {valid} ELSE {full} END"
     return "CASE " + " ".join(whens) + " END" if whens else "CAST(NULL AS VARCHAR)"
 
 
