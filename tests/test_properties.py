@@ -327,6 +327,37 @@ def test_dedupe_once_equals_file_by_file_in_any_order_equals_twice(
         assert read == first.rows_read == sum(n for *_, n in files)
 
 
+@SLOW
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(FOLDERS[1:4]), impressions(min_rows=0, max_rows=12)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_changed_file_replaces_its_old_contribution(steps: list[tuple[int, str, list[list[str]]]]) -> None:
+    """Files written, then rewritten with other rows under the same name: after every run the
+    outputs are exactly those of the files as they are now, never old and new rows together."""
+    with workdir() as tmp:
+        raw, dest = tmp / "raw", tmp / "results"
+        current: dict[int, list[list[str]]] = {}
+        where: dict[int, str] = {}
+        for n, (k, folder, rows) in enumerate(steps):
+            folder = where.setdefault(k, folder)  # a resend keeps its name and place
+            put(raw, folder, f"file{k}.csv", to_csv(rows))
+            # Time passes between deliveries: a rewrite within the clock's tick could keep its
+            # size and mtime, and no file store would tell it apart.
+            os.utime(raw / folder / f"file{k}.csv", (1_600_000_000 + n, 1_600_000_000 + n))
+            current[k] = rows
+            report = run(raw, dest)
+            assert report.files_staged == 1
+            expected = oracle([r for rows in current.values() for r in rows])
+            got = tree_bytes(dest)
+            emptied = {rel: b for rel, b in got.items() if rel not in expected}
+            assert {rel: b for rel, b in got.items() if rel in expected} == expected
+            assert all(b == b"CAMPAIGN_ID,HOUR,IMPRESSION_COUNT\n" for b in emptied.values()), emptied
+
+
 # ---- (d) quarantine -----------------------------------------------------------------------------
 
 BAD_ROWS: dict[str, tuple[list[str], str]] = {

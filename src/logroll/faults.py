@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 _AT = os.environ.get("LOGROLL_FAULT_AT") or None
 _TRACE = os.environ.get("LOGROLL_FAULT_TRACE") or None
@@ -24,6 +25,7 @@ if _AT:
     _name, _, _n = _AT.rpartition(":") if ":" in _AT else (_AT, "", "1")
     _target = (_name, int(_n) if _n.isdigit() else 1)
 _hits: dict[str, int] = {}
+_lock = threading.Lock()  # files and days are staged and built by several threads
 
 
 def point(name: str) -> None:
@@ -34,13 +36,14 @@ def point(name: str) -> None:
 
 
 def _hit(name: str) -> None:
-    if _TRACE:
-        with open(_TRACE, "a", encoding="utf-8") as fh:
-            fh.write(name + "\n")
-    if _target is None:
-        return
-    want, nth = _target
-    for key in (name, "any"):
-        _hits[key] = _hits.get(key, 0) + 1
-    if (want == name or want == "any") and _hits[want] == nth:
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _lock:
+        if _TRACE:
+            with open(_TRACE, "a", encoding="utf-8") as fh:
+                fh.write(name + "\n")
+        if _target is None:
+            return
+        want, nth = _target
+        for key in (name, "any"):
+            _hits[key] = _hits.get(key, 0) + 1
+        if (want == name or want == "any") and _hits[want] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
