@@ -60,21 +60,28 @@ class FolderExporter:
         start = dt.datetime.combine(date, dt.time())
         for out in self.pipeline.outputs:
             if out.name == self.spec.hits_output:
-                rows = store.hits_of_day(day)
+                chunks = store.hits_of_day(day)
             elif out.name == self.spec.stats_output and out.time_column and out.time_format:
                 low = start.strftime(out.time_format)
                 high = (start + dt.timedelta(days=1)).strftime(out.time_format)
-                rows = store.stats_between(out.time_column, low, high)
+                chunks = iter([store.stats_between(out.time_column, low, high)])
             else:
                 continue
             local = self.tmp / f"{out.name}.{out.format}"
             cur = self.con.cursor()  # its own results: writer.write_output leaves one open
             try:
-                cur.register("__export", rows)
                 # Through a table, as the batch build does: DuckDB writes a Parquet column as
                 # required when the table's statistics show no NULL, which an Arrow scan has not.
-                cur.execute("CREATE OR REPLACE TEMP TABLE __export_rows AS SELECT * FROM __export")
+                # Chunk by chunk, so a big day never sits whole in Python (DuckDB spills).
+                for i, rows in enumerate(chunks):
+                    cur.register("__export", rows)
+                    if i == 0:
+                        cur.execute("CREATE OR REPLACE TEMP TABLE __export_rows AS SELECT * FROM __export")
+                    else:
+                        cur.execute("INSERT INTO __export_rows SELECT * FROM __export")
+                    cur.unregister("__export")
                 write_output(cur, out, "__export_rows", local)
+                cur.execute("DROP TABLE __export_rows")
             finally:
                 cur.close()
             rel = out.render_path(date, self.pipeline.params)

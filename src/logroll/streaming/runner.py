@@ -301,7 +301,7 @@ def run_stream(
     pipe = pipe.with_format(output_format)
     layout = Layout(pipe, spec)
     store, folder, dest_name = open_store(layout, dest, work_dir, storage_options)
-    stager = Stager(layout)
+    stager = Stager(layout, spill_dir=folder[1] / "spill" if folder is not None else None)
     exporter = None
     if folder is not None:
         from .export import FolderExporter

@@ -9,6 +9,7 @@ micro-batch at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -28,10 +29,15 @@ class StagedBatch:
 
 
 class Stager:
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, spill_dir: Path | None = None, memory_limit: str = "1GB"):
         self.layout = layout
         pipe, spec = layout.pipeline, layout.spec
-        self.con = duckdb.connect(config={"threads": 1})
+        # One thread: a micro-batch is small, and a query's cost is mostly fixed.
+        config = {"threads": 1, "memory_limit": memory_limit}
+        if spill_dir is not None:  # the folder export sorts whole days: those may spill
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(spill_dir)
+        self.con = duckdb.connect(config=config)
         self.con.execute("SET enable_progress_bar = false")
         self.checked = jsonl.checked_select(pipe, "__lines")
         et = ident(pipe.event_time)

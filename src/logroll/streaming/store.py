@@ -339,12 +339,19 @@ class Store:
                 f"DELETE FROM {ident(self.layout.dirty)} WHERE day = ? AND version = ?", [day, version]
             )
 
-    def hits_of_day(self, day: str) -> pa.Table:
+    def query_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query, `size` at a time (all at once unless a store does better)."""
+        yield self.query(sql, params)
+
+    def hits_of_day(self, day: str) -> Iterator[pa.Table]:
+        """The day's hits, in Arrow tables of a bounded size (a day may hold millions)."""
         spec = self.layout.spec
-        rows = self.query(
-            f"SELECT {_q(spec.hit_columns)} FROM {ident(self.layout.events)} WHERE day = ?", [day]
-        )
-        return _table([(n, pa.string()) for n in spec.hit_columns], rows)
+        schema = [(n, pa.string()) for n in spec.hit_columns]
+        sql = f"SELECT {_q(spec.hit_columns)} FROM {ident(self.layout.events)} WHERE day = ?"
+        for rows in self.query_chunks(sql, [day]):
+            yield _table(schema, rows)
 
     def stats_between(self, column: str, low: str, high: str) -> pa.Table:
         spec = self.layout.spec
@@ -421,6 +428,15 @@ class SQLiteStore(Store):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        cur = self.con.execute(sql, list(params))
+        rows = cur.fetchmany(size)
+        yield rows  # at least once, if empty: the caller makes its table from it
+        while rows := cur.fetchmany(size):
+            yield rows
 
     def load(self, table: str, rows: pa.Table) -> None:
         marks = ", ".join("?" for _ in rows.column_names)
