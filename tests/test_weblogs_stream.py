@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from logroll import demo
-from weblogs_helpers import SAMPLE, db_tables, event, read_tables
+from weblogs_helpers import SAMPLE, db_tables, event, explain_difference, read_tables
 from weblogs_reference import tables
 
 from conftest import run_cli, tree_bytes
@@ -128,7 +128,8 @@ def test_batch_and_stream_give_identical_tables(tmp_path, demo_events, fmt):
     assert report["rows_valid"] == report["rows_unique"] + report["duplicates"]
     counts = ("rows_read", "rows_valid", "rows_rejected", "rows_unique", "duplicates")
     assert [report[k] for k in counts] == [want[k] for k in counts]
-    assert outputs(tmp_path / "s") == outputs(tmp_path / "b") != {}
+    got, want_files = outputs(tmp_path / "s"), outputs(tmp_path / "b")
+    assert got == want_files != {}, explain_difference(got, want_files)
     # and both are seed 003's tables, computed independently
     lines = demo_lines(demo_events).decode("utf-8").splitlines()
     assert read_tables(tmp_path / "s", fmt) == tables(lines)[:2]
@@ -331,7 +332,8 @@ def test_killed_at_each_point_then_restarted_loses_nothing(tmp_path, demo_events
     report = json.loads(res.stdout)
     assert report["checkpoint"]["offset"] == log.stat().st_size
     assert report["checkpoint"]["read"] == report["checkpoint"]["valid"] + report["checkpoint"]["rejected"]
-    assert outputs(dest) == outputs(tmp_path / "b")
+    got, want = outputs(dest), outputs(tmp_path / "b")
+    assert got == want, explain_difference(got, want)
 
 
 def test_follow_killed_at_random_while_the_file_grows(tmp_path, demo_events):
@@ -365,7 +367,8 @@ def test_follow_killed_at_random_while_the_file_grows(tmp_path, demo_events):
     assert (c["read"], c["valid"], c["rejected"], c["unique"]) == (
         b["rows_read"], b["rows_valid"], b["rows_rejected"], b["rows_unique"],
     )  # fmt: skip
-    assert outputs(dest) == outputs(tmp_path / "b")
+    got, want = outputs(dest), outputs(tmp_path / "b")
+    assert got == want, explain_difference(got, want)
 
 
 def test_follow_resumes_from_its_checkpoint_and_reads_a_replaced_file_from_the_start(tmp_path):

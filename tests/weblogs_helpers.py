@@ -64,3 +64,18 @@ def event(event_id: str, user: Any, action: str, url: str, stamp: str) -> str:
 def quarantine_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def explain_difference(got: dict[str, bytes], want: dict[str, bytes]) -> str:
+    """The lines that differ between two sets of output files (for an assertion message)."""
+    out = []
+    for name in sorted(set(got) | set(want)):
+        a = set(got.get(name, b"").decode(errors="replace").splitlines())
+        b = set(want.get(name, b"").decode(errors="replace").splitlines())
+        if a != b:
+            out.append(
+                f"{name}: only in the stream {sorted(a - b)[:10]}, only in the batch {sorted(b - a)[:10]}"
+            )
+        elif got.get(name) != want.get(name):
+            out.append(f"{name}: same lines, other bytes (order?)")
+    return "\n".join(out)
