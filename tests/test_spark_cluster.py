@@ -4,6 +4,7 @@ everything that can stop Spark before it starts."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -194,8 +195,11 @@ def test_no_java(raw):
     env = {"PATH": venv_bin, "JAVA_HOME": ""}
     if shutil.which("java", path=venv_bin):
         pytest.fail("the venv's bin holds a java: cannot hide Java for this test")
+    from logroll.engines.spark_session import required_java
+
     msg = one_line_error(run_spark(raw, env=env))
-    assert msg.startswith("the spark engine needs Java 17 or newer and none was found: install one")
+    need = required_java(importlib.import_module("pyspark").__version__)  # 17 for Spark 4, 8 for 3.5
+    assert msg.startswith(f"the spark engine needs Java {need} or newer and none was found: install one")
 
 
 def test_java_home_pointing_nowhere(raw, tmp_path):
