@@ -167,3 +167,20 @@ def test_timestamp_examples(con):
         "02/02/2017 20:22:00.5",
     ):
         assert sql_timestamp(con, bad) is None and parse_timestamp(bad) is None, bad
+
+
+def test_strptime_widths_hold_for_every_pipeline(con):
+    """A core fix found here: DuckDB's strptime reads "21-01-30" under %Y as the year 21. The typed
+    expression now checks the text's shape first, for every declared format."""
+    from logroll.pipelines.base import Column
+
+    col = Column("t", "timestamp", formats=("%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M"))
+    expr = typed_expr(col, "$t")
+    assert con.execute(f"SELECT {expr}", {"t": "21-01-30 10:00:00"}).fetchone()[0] is None
+    assert con.execute(f"SELECT {expr}", {"t": "2021-01-30 10:00:00"}).fetchone()[0] == dt.datetime(
+        2021, 1, 30, 10
+    )
+    assert con.execute(f"SELECT {expr}", {"t": "1/30/2021 10:00"}).fetchone()[0] == dt.datetime(
+        2021, 1, 30, 10
+    )
+    assert con.execute(f"SELECT {expr}", {"t": "1/30/21 10:00"}).fetchone()[0] is None
