@@ -143,13 +143,20 @@ def _sigterm_interrupts() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        _STOP.set()
         raise KeyboardInterrupt
 
+    _STOP.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# Set by the SIGTERM handler: DuckDB turns an interrupt raised inside a query into
+# RuntimeError("Query interrupted"), which must still count as a stop request, not a failed job.
+_STOP = threading.Event()
 
 
 class JobLost(Exception):
@@ -216,6 +223,14 @@ class Worker:
             self.report.status = "failed"
         return self.report
 
+    def _hand_back(self, claim: Claim) -> None:
+        """Ctrl-C or SIGTERM: hand the job back now rather than after the lease runs out.
+        Files already committed are in the ledger; the next worker skips them."""
+        self.store.finish(
+            claim.id, claim.worker, status=NEW, worker=None, attempts=claim.attempts - 1, not_before=None
+        )
+        log.warning("job %d handed back to the queue (interrupted)", claim.id)
+
     def do_job(self, claim: Claim) -> None:
         log.info(
             "job %d: %d file(s), attempt %d",
@@ -245,22 +260,15 @@ class Worker:
                 log.warning("job %d was taken over by another worker; leaving it to them", claim.id)
                 self.report.jobs_lost.append(claim.id)
                 return
+            except KeyboardInterrupt:
+                self._hand_back(claim)
+                raise
             except Exception as exc:
+                if _STOP.is_set():
+                    self._hand_back(claim)
+                    raise KeyboardInterrupt from exc
                 self._failed_attempt(claim, exc, traceback.format_exc())
                 return
-            except KeyboardInterrupt:
-                # Ctrl-C or SIGTERM: hand the job back now rather than after the lease runs out.
-                # Files already committed are in the ledger; the next worker skips them.
-                self.store.finish(
-                    claim.id,
-                    claim.worker,
-                    status=NEW,
-                    worker=None,
-                    attempts=claim.attempts - 1,
-                    not_before=None,
-                )
-                log.warning("job %d handed back to the queue (interrupted)", claim.id)
-                raise
             if lease.lost:
                 self.report.jobs_lost.append(claim.id)
                 return
