@@ -287,3 +287,16 @@ def test_state_can_live_elsewhere(cli, impressions_raw, tmp_path):
     assert res.code == 0 and state.exists()
     assert res.json()["state"] == str(state.resolve()) or res.json()["state"] == str(state)
     assert os.path.exists(out_path(dest, "2021-01-30"))
+
+
+def test_other_initials_rebuild_only_what_is_asked_and_status_stays_built(cli, impressions_raw, tmp_path):
+    dest = tmp_path / "results"
+    common = ("--source", str(impressions_raw), "--dest", str(dest))
+    assert cli("run", "impressions", "2021-01-29", "--to", "2021-01-31", *common).code == 0
+    res = cli("run", "impressions", "2021-01-30", *common, "--initials", "GF", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["partitions_built"] == ["2021-01-30"]
+    assert out_path(dest, "2021-01-30", "GF").read_bytes() == out_path(dest, "2021-01-30").read_bytes()
+    status = cli("status", "impressions", "--dest", str(dest), "--json").json()
+    assert {d["day"]: d["status"] for d in status["days"]}["2021-01-29"] == "built"
+    assert {d["status"] for d in status["days"] if d["day"] <= "2021-01-31"} == {"built"}

@@ -536,7 +536,7 @@ def status(
     catalog = Catalog(ws.state)
     parts = catalog.parts(pipe.name)
     built = catalog.partitions(pipe.name)
-    dirty = build_mod.dirty_days(pipe, parts, built)
+    dirty = build_mod.dirty_days(pipe, parts, built, inputs_only=True)
     files = catalog.files(pipe.name)
     days = []
     for d in sorted(set(parts) | set(built)):

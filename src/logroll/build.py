@@ -17,21 +17,38 @@ from .storage import Storage
 
 
 def fingerprint(pipeline: Pipeline, parts: list[PartRow]) -> str:
-    """What a day's outputs are a function of: the pipeline and the exact parts staged for it."""
-    h = hashlib.sha256(pipeline.signature().encode())
+    """What a day's outputs are a function of: `<pipeline signature>-<hash of the exact parts>`.
+
+    The two halves are kept apart so that "new input arrived" (the parts half) can be told from
+    "built with other parameters" (e.g. another --initials), which must not mark every day dirty.
+    """
+    h = hashlib.sha256()
     for p in sorted(parts, key=lambda p: (p.file_id, p.version)):
         h.update(f"|{p.file_id}:{p.version}:{p.rows}".encode())
-    return h.hexdigest()
+    return f"{pipeline.signature()}-{h.hexdigest()}"
+
+
+def _inputs_half(fp: str | None) -> str | None:
+    return fp.rsplit("-", 1)[-1] if fp else None
 
 
 def dirty_days(
-    pipeline: Pipeline, parts: dict[str, list[PartRow]], built: dict[str, dict[str, Any]]
+    pipeline: Pipeline,
+    parts: dict[str, list[PartRow]],
+    built: dict[str, dict[str, Any]],
+    inputs_only: bool = False,
 ) -> set[str]:
-    """Days whose current inputs differ from what their outputs were built from."""
+    """Days whose current inputs (and, unless `inputs_only`, pipeline) differ from what their
+    outputs were built from."""
     days = set(parts) | set(built)
-    return {
-        d for d in days if fingerprint(pipeline, parts.get(d, [])) != (built.get(d) or {}).get("fingerprint")
-    }
+    out = set()
+    for d in days:
+        current, recorded = fingerprint(pipeline, parts.get(d, [])), (built.get(d) or {}).get("fingerprint")
+        if inputs_only:
+            current, recorded = _inputs_half(current), _inputs_half(recorded)
+        if current != recorded:
+            out.add(d)
+    return out
 
 
 def days_to_build(
@@ -46,8 +63,9 @@ def days_to_build(
         # Catch-up: every dirty day, except days that never had rows and were never built.
         return sorted(d for d in dirty if d in parts or d in built)
     chosen = {d for d in requested if force or d in dirty or not _outputs_present(built.get(d))}
-    # Days built before that newly staged files made dirty are rebuilt too (late data).
-    chosen |= {d for d in dirty if d in built}
+    # Days built before that newly staged files made dirty are rebuilt too (late data); a day
+    # built with other parameters is left as it is unless it was asked for.
+    chosen |= {d for d in dirty_days(pipeline, parts, built, inputs_only=True) if d in built}
     return sorted(chosen)
 
 

@@ -55,7 +55,7 @@ partitions = Table(
     Column("pipeline", String(200), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("status", String(20), nullable=False),  # built | failed
-    Column("fingerprint", String(64)),
+    Column("fingerprint", String(200)),
     Column("rows_in", BigInteger),
     Column("rows_unique", BigInteger),
     Column("duplicates", BigInteger),
