@@ -63,9 +63,7 @@ State = Annotated[
 WorkDir = Annotated[
     str | None,
     typer.Option(
-        "--work-dir",
-        help="Local folder for staged parts and spill files.",
-        envvar="LOGROLL_WORK_DIR",
+        "--work-dir", help="Local folder for staged parts and spill files.", envvar="LOGROLL_WORK_DIR"
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
@@ -191,8 +189,7 @@ def run(
     to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
     state: State = None,
     initials: Annotated[
-        str | None,
-        typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS"),
+        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
     ] = None,
     lateness: Annotated[
         int | None,
@@ -241,8 +238,7 @@ def run(
         ),
     ] = None,
     threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="Engine threads [default: all cores]."),
+        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
     ] = None,
     parallel: Annotated[
         int | None,
@@ -281,6 +277,8 @@ def run(
             work_dir=work_dir,
             memory_limit=memory_limit or "1GB",
             threads=threads,
+            endpoint_url=endpoint_url,
+            aws_config=aws_config,
             as_json=as_json,
             config=config,
         )
@@ -335,8 +333,7 @@ def status(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
     dest: Dest = None,
     source: Annotated[
-        str | None,
-        typer.Option("--source", "-s", help="Accepted for symmetry with run."),
+        str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
     ] = None,
     config: ConfigFile = None,
     all_files: Annotated[
@@ -656,14 +653,7 @@ def demo(
                 f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"
             )
         )
-    files = _call(
-        gen,
-        directory,
-        days=days,
-        rows=rows,
-        start=_call(parse_date, start).isoformat(),
-        seed=seed,
-    )
+    files = _call(gen, directory, days=days, rows=rows, start=_call(parse_date, start).isoformat(), seed=seed)
     typer.echo(f"wrote {len(files)} files under {directory}")
 
 
