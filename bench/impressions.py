@@ -362,7 +362,8 @@ def render(
     lines = [
         f"Impressions benchmark: {n:,} rows ({report['duplicates']:,} resent) in {args.files} CSV files "
         f"({size_mib:,.0f} MiB) for {args.day}; {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{dt.datetime.now():%Y-%m-%d}.",
+        f"{dt.datetime.now():%Y-%m-%d}, load average {os.getloadavg()[1]:.1f} over the last 5 minutes "
+        f"(other work on the machine slows every contender).",
         "",
         "| contender | seconds | vs hand-written DuckDB | CPU seconds | CPU vs hand-written | peak RSS MiB | rows/s |",
         "|---|---:|---:|---:|---:|---:|---:|",
