@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,10 @@ from .pipelines import Pipeline, get_pipeline
 from .prefetch import Prefetcher
 from .publish import keep_quarantine
 from .report import RunReport
-from .sinks import is_sink_url
 from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .workers import EnginePool, default_parallel
+from .workspace import Workspace, open_workspace
 
 log = logging.getLogger("logroll")
 
@@ -42,48 +41,6 @@ DEFAULT_MEMORY_LIMIT = {"duckdb": "800MB", "spark": "2GB"}
 
 # Parallel workers add to one run report.
 _REPORT_LOCK = threading.Lock()
-
-
-@dataclass
-class Workspace:
-    """Where a pipeline's outputs, state and working files live for one destination."""
-
-    dest: Storage
-    work_dir: Path
-    state: str
-
-    @property
-    def quarantine_root(self) -> Path:
-        return self.work_dir / "quarantine"
-
-    def staged_root(self, pipeline: str) -> Path:
-        return self.work_dir / "staged" / pipeline
-
-
-def open_workspace(
-    dest: str,
-    state: str | None = None,
-    work_dir: str | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> Workspace:
-    storage: Any
-    if is_sink_url(dest):  # a database: one table per output (sinks/destination.py)
-        from .sinks.destination import TableDestination
-
-        storage = TableDestination(dest)
-    else:
-        storage = Storage(dest, storage_options)
-    if work_dir:
-        wd = Path(work_dir)
-    elif storage.local:
-        wd = Path(storage.url) / "_logroll"
-    else:
-        # A remote destination keeps staged parts in a local cache named after it; pass
-        # --work-dir (and a PostgreSQL --state) to share them between machines.
-        digest = hashlib.sha256(storage.url.encode()).hexdigest()[:16]
-        wd = Path.home() / ".cache" / "logroll" / digest
-    wd.mkdir(parents=True, exist_ok=True)
-    return Workspace(storage, wd, state or str(wd / "catalog.sqlite"))
 
 
 def resolve(pipeline: str | Pipeline, **params: str | None) -> Pipeline:

@@ -114,7 +114,7 @@ def open_store(
                 f"--dest {dest.split('://')[0]}:// cannot take a stream: use a folder, duckdb:// or postgresql://"
             )
         return s, None, redact_url(dest)
-    from ..api import open_workspace
+    from ..workspace import open_workspace
     from .store import SQLiteStore
 
     ws = open_workspace(dest, None, work_dir, storage_options)
