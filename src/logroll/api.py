@@ -28,7 +28,7 @@ from .pipelines import Pipeline, get_pipeline
 from .prefetch import Prefetcher
 from .publish import keep_quarantine
 from .report import RunReport
-from .stage import FileRejected, Staged, stage_csv, whole_file_quarantine
+from .stage import FileRejected, Staged, stage_csv, stage_jsonl, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .workers import EnginePool, default_parallel
 from .workspace import Workspace, open_workspace
@@ -358,10 +358,7 @@ def _stage_one(
         try:
             local = fetcher.take(f) if fetcher else src.local_copy(f.uri, ws.work_dir / "spool")
             with local as path:
-                if pipe.input_format == "jsonl":  # imported here: numpy, a tenth of a second
-                    from .jsonl import stage_jsonl as stager
-                else:
-                    stager = stage_csv
+                stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
                 staged: Staged = stager(
                     eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
                 )

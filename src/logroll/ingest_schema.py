@@ -212,7 +212,7 @@ class Stager(DuckDBEngine):
 
     ROWS = "__ingest_rows"
 
-    def _write_parts(
+    def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
     ) -> dict[str, tuple[int, str]]:
         cols = ", ".join(sql.ident(c.name) for c in pipeline.columns if c.name != _NO_DAY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,14 @@ class StagedFile:
     parts: dict[str, tuple[int, str]]
     structural: pa.Table  # line, reason, raw
     semantic: pa.Table  # __ord, reason
+
+
+@dataclass
+class StagedJsonl:
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    parts: dict[str, tuple[int, str]]
 
 
 class DuckDBEngine:
@@ -135,27 +144,62 @@ class DuckDBEngine:
         semantic = con.sql(
             "SELECT __ord, __reason AS reason FROM __checked WHERE __reason IS NOT NULL ORDER BY __ord"
         ).to_arrow_table()
-        parts = self._write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir, order)
+        parts = self.write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir, order)
         con.execute("DROP TABLE __checked")
         return StagedFile(sum(r for r, _ in parts.values()), parts, structural, semantic)
 
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
-    ) -> Any:
-        """Stage a JSON-lines file (see engines/duckdb_jsonl.py): a StagedJsonl."""
-        from .duckdb_jsonl import stage_jsonl
+    ) -> StagedJsonl:
+        """Stage one JSON-lines file; the rejected lines (if any) are written to `quarantine_file`
+        as CSV with the columns source_file, line, reason, raw_line.
 
-        return stage_jsonl(self, path, source_uri, pipeline, part_dir, quarantine_file)
+        The file goes through DuckDB in chunks of lines (see `jsonl.line_chunks`) into one
+        temporary table, which spills to disk under the engine's memory limit; the quarantine is
+        written by DuckDB's COPY straight from it. Nothing of the file is ever held whole in Python.
+        """
+        from . import jsonl  # imported here: numpy, a tenth of a second
+
+        con = self.con
+        select = jsonl.checked_select(pipeline, "__lines")
+        empty = jsonl.LINES_SCHEMA.empty_table()
+        con.register("__lines", empty)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __jchecked AS {select} LIMIT 0")
+            for chunk in jsonl.prefetched(jsonl.line_chunks(path)):
+                con.unregister("__lines")
+                con.register("__lines", chunk)
+                con.execute(f"INSERT INTO __jchecked {select}")
+        finally:
+            con.unregister("__lines")
+        try:
+            read, rejected = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE __reason IS NOT NULL) FROM __jchecked"
+            ).fetchone()
+            parts = self.write_parts(pipeline, "__jchecked WHERE __reason IS NULL", part_dir)
+            if rejected:
+                quarantine_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = quarantine_file.with_name(quarantine_file.name + f".tmp-{os.getpid()}")
+                con.execute(
+                    f"COPY (SELECT {sql.literal(source_uri)} AS source_file, __ord AS line, "
+                    "__reason AS reason, __raw AS raw_line FROM __jchecked WHERE __reason IS NOT NULL "
+                    f"ORDER BY __ord) TO {sql.literal(str(tmp))} (FORMAT csv, HEADER true)"
+                )
+                tmp.replace(quarantine_file)
+        finally:
+            con.execute("DROP TABLE IF EXISTS __jchecked")
+        valid = sum(r for r, _ in parts.values())
+        return StagedJsonl(int(read), valid, int(rejected), parts)
 
     def stage_rows(self, rows: pa.Table, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
         """Write already-validated, typed rows (from any reader) as per-day parts."""
         self.con.register("__rows", rows)
         try:
-            return self._write_parts(pipeline, "__rows", part_dir)
+            return self.write_parts(pipeline, "__rows", part_dir)
         finally:
             self.con.unregister("__rows")
 
-    def _write_parts(
+    def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
     ) -> dict[str, tuple[int, str]]:
         if part_dir.exists():

@@ -28,7 +28,7 @@ from ..transpile import spark_type, to_spark
 from ..writer import write_output
 from . import spark_session
 from .base import BuildOutcome
-from .duckdb_engine import DuckDBEngine, output_columns
+from .duckdb_engine import DuckDBEngine, StagedFile, StagedJsonl, output_columns
 
 
 class _Shared:
@@ -80,11 +80,17 @@ class SparkEngine:
         self.stager = DuckDBEngine(work_dir, memory_limit=memory_limit, threads=threads)
         self._spark: Any = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Staging is DuckDB's on the driver (see the module docstring): every stage_* method.
-        if name.startswith("stage") or name.startswith("_write_parts"):
-            return getattr(self.__dict__["stager"], name)
-        raise AttributeError(name)
+    # Staging is DuckDB's on the driver (see the module docstring).
+    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
+        return self.stager.stage_csv(path, header, pipeline, part_dir)
+
+    def stage_jsonl(
+        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+    ) -> StagedJsonl:
+        return self.stager.stage_jsonl(path, source_uri, pipeline, part_dir, quarantine_file)
+
+    def stage_rows(self, rows: Any, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
+        return self.stager.stage_rows(rows, pipeline, part_dir)
 
     @property
     def con(self) -> Any:

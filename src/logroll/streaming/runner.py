@@ -24,8 +24,9 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from .. import faults, jsonl
+from .. import faults
 from ..catalog import redact_url
+from ..engines import jsonl
 from ..errors import ConfigError, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
 from .source import FollowSource, Rotated, StdinSource

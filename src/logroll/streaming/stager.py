@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .. import jsonl
+from ..engines import jsonl
 from ..sql import ident, literal
 from .store import Layout
 

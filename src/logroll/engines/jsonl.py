@@ -20,11 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import faults, sql
-from .engines.duckdb_engine import DuckDBEngine
-from .errors import ConfigError
-from .pipelines.base import Pipeline
-from .stage import Staged, part_dir_for
+from .. import sql
+from ..errors import ConfigError
+from ..pipelines.base import Pipeline
 
 CHUNK_BYTES = 16 << 20
 # A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.
@@ -182,25 +180,4 @@ def checked_select(pipeline: Pipeline, source: str) -> str:
     return (
         f"SELECT __ord, {cols}, __reason, "
         f"CASE WHEN __reason IS NOT NULL THEN coalesce(__text, __bad) END AS __raw FROM ({reasoned})"
-    )
-
-
-def stage_jsonl(
-    engine: DuckDBEngine,
-    path: Path,
-    source_uri: str,
-    version: str,
-    pipeline: Pipeline,
-    staged_root: Path,
-    quarantine_root: Path,
-    quarantine_name: str,
-) -> Staged:
-    """Stage one JSON-lines file version (the counterpart of stage.stage_csv)."""
-    part_dir = part_dir_for(staged_root, source_uri, version)
-    target = quarantine_root / f"{quarantine_name}.rejects.csv"
-    result = engine.stage_jsonl(path, source_uri, pipeline, part_dir, target)
-    faults.point("stage.parts_written")
-    quarantine = str(target) if result.rows_rejected else None
-    return Staged(
-        result.rows_read, result.rows_valid, result.rows_rejected, result.parts, quarantine, part_dir
     )
