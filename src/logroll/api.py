@@ -18,26 +18,24 @@ from typing import Any
 
 from . import build as build_mod
 from . import discover, faults
-from .catalog import Catalog, redact_url
+from .catalog import Catalog
 from .catalog.lock import RunLock
 from .dates import compact_days, day_range, parse_date
 from .engines import engine_settings
-from .errors import NoInputError, UsageError
+from .errors import FileRejected, NoInputError, UsageError, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .prefetch import Prefetcher
 from .publish import keep_quarantine
 from .report import RunReport
-from .stage import FileRejected, Staged, stage_csv, stage_jsonl, whole_file_quarantine
+from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
+from .units import default_memory_limit
+from .urls import redact_url
 from .workers import EnginePool, default_parallel
 from .workspace import Workspace, open_workspace
 
 log = logging.getLogger("logroll")
-
-# DuckDB: a 10M-row day (the benchmark) peaks under 1 GiB of RSS and spills a little; a larger
-# limit spills less. Spark's is its driver heap, which needs more to start with.
-DEFAULT_MEMORY_LIMIT = {"duckdb": "800MB", "spark": "2GB"}
 
 # Parallel workers add to one run report.
 _REPORT_LOCK = threading.Lock()
@@ -125,7 +123,7 @@ def run(
             lateness,
             force,
             engine,
-            memory_limit or DEFAULT_MEMORY_LIMIT.get(engine, "2GB"),
+            memory_limit or default_memory_limit(engine),
             threads,
             parallel or default_parallel(engine),
             on_event,
@@ -218,7 +216,7 @@ def _run_locked(
                     eng, catalog, ws.dest, pipe, day, all_parts.get(day, []), built.get(day), tmp_root, run_id
                 )
             except Exception as exc:  # one bad day never stops the others
-                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error = first_line(exc)
                 catalog.record_partition_failed(pipe.name, day, str(exc), run_id)
                 with _REPORT_LOCK:
                     report.partitions_failed.append({"day": day, "error": error})
@@ -392,7 +390,7 @@ def _stage_one(
         return
     if failure is not None:
         exc = failure
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         catalog.record_file_problem(pipe.name, f.uri, f.size, f.version, "failed", msg, run_id)
         with _REPORT_LOCK:
             report.files_failed.append({"uri": f.uri, "error": msg})

@@ -17,7 +17,13 @@ import typer
 
 from . import api, cli_ingest, cli_stream, s3
 from . import config as config_mod
-from .errors import LogrollError, UsageError
+from .errors import LogrollError, UsageError, first_line
+from .units import DEFAULT_MEMORY_LIMIT
+
+MEMORY_HELP = (
+    "Engine memory cap; larger days spill to disk "
+    f"[default: {DEFAULT_MEMORY_LIMIT['duckdb']}, {DEFAULT_MEMORY_LIMIT['spark']} for spark]."
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -142,7 +148,7 @@ def _require(opts: dict[str, Any], *names: str) -> None:
 
 def _fail(exc: BaseException) -> None:
     code = exc.exit_code if isinstance(exc, LogrollError) else 1
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = first_line(exc)
     if not isinstance(exc, LogrollError):
         message = f"unexpected error: {type(exc).__name__}: {message} (set LOGROLL_DEBUG=1 for the traceback)"
     typer.echo(f"logroll: error: {message}", err=True)
@@ -233,7 +239,7 @@ def run(
         str | None,
         typer.Option(
             "--memory-limit",
-            help="Engine memory cap; larger days spill to disk [default: 800MB, 2GB for spark].",
+            help=MEMORY_HELP,
             envvar="LOGROLL_MEMORY_LIMIT",
         ),
     ] = None,
@@ -275,7 +281,7 @@ def run(
             dest=dest,
             state=state,
             work_dir=work_dir,
-            memory_limit=memory_limit or "1GB",
+            memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"],
             threads=threads,
             endpoint_url=endpoint_url,
             aws_config=aws_config,
@@ -445,9 +451,7 @@ def schedule(
     ] = None,
     memory_limit: Annotated[
         str | None,
-        typer.Option(
-            "--memory-limit", help="Engine memory cap [default: 2GB].", envvar="LOGROLL_MEMORY_LIMIT"
-        ),
+        typer.Option("--memory-limit", help=MEMORY_HELP, envvar="LOGROLL_MEMORY_LIMIT"),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
@@ -646,13 +650,14 @@ def demo(
     from . import demo as demo_mod
     from .dates import parse_date
 
-    gen = demo_mod.GENERATORS.get(pipeline)
-    if gen is None:
+    if pipeline not in demo_mod.GENERATORS:
         _fail(
             UsageError(
-                f"no demo data for {pipeline!r}: choose one of {', '.join(sorted(demo_mod.GENERATORS))}"
+                f"no demo data for {pipeline!r}: {demo_mod.GENERATORS.hint(pipeline)}"
+                f"choose one of {', '.join(sorted(demo_mod.GENERATORS))}"
             )
         )
+    gen = demo_mod.GENERATORS[pipeline]
     files = _call(gen, directory, days=days, rows=rows, start=_call(parse_date, start).isoformat(), seed=seed)
     typer.echo(f"wrote {len(files)} files under {directory}")
 

@@ -14,6 +14,7 @@ import typer
 
 from . import ingest, s3
 from .errors import UsageError
+from .units import DEFAULT_MEMORY_LIMIT
 
 _cli: ModuleType | None = None
 
@@ -172,8 +173,12 @@ def work(
         str | None, typer.Option("--worker-id", help="Name in the job table [HOST:PID].")
     ] = None,
     memory_limit: Annotated[
-        str, typer.Option("--memory-limit", help="Staging memory cap per worker.")
-    ] = "1GB",
+        str,
+        typer.Option(
+            "--memory-limit",
+            help=f"Staging memory cap per worker [default: {DEFAULT_MEMORY_LIMIT['duckdb']}].",
+        ),
+    ] = DEFAULT_MEMORY_LIMIT["duckdb"],
     threads: Annotated[int | None, typer.Option("--threads", help="Staging threads per worker.")] = None,
     work_dir: WorkDirOpt = None,
     endpoint_url: EndpointUrl = None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import os
 import re
 import string
@@ -23,9 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError, LogrollError
+from .errors import ConfigError, LogrollError, first_line
 from .pipelines import get_pipeline
 from .pipelines.base import TYPES, Column, Output, Pipeline, check_layout
+from .registry import closest
+from .units import parse_size
 
 DEFAULT_FILE = "logroll.yaml"
 ENV_PREFIX = "LOGROLL_"
@@ -34,7 +35,6 @@ DEFAULT_SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".json")}
 PATH_SETTINGS = ("source", "dest", "state", "work_dir")
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
-_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 
 
 class _Model(BaseModel):
@@ -74,8 +74,11 @@ class Settings(_Model):
     @field_validator("memory_limit")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not _MEMORY.match(v):
-            raise ValueError("expected a size like 512MB or 2GB")
+        if v is not None:
+            try:
+                parse_size(v, unit_required=True)
+            except LogrollError:
+                raise ValueError("expected a size like 512MB or 2GB") from None
         return v
 
     @field_validator("layout")
@@ -222,8 +225,8 @@ def _describe(err: Mapping[str, Any]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         name = str(err["loc"][-1])
-        close = difflib.get_close_matches(name, _FIELDS, n=1)
-        return f"unknown field{f'; did you mean {close[0]!r}?' if close else ''}"
+        close = closest(name, _FIELDS)
+        return f"unknown field{f'; did you mean {close!r}?' if close else ''}"
     if err["type"] == "missing":
         return "required field is missing"
     got = err.get("input")
@@ -277,7 +280,7 @@ def _check_sql(sql: str, allowed: set[str]) -> str | None:
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" at line {first.get('line')}, column {first.get('col')}" if first else ""
-        return f"SQL does not parse{where}: {str(exc).splitlines()[0]}"
+        return f"SQL does not parse{where}: {first_line(exc)}"
     if len(statements) != 1:
         return f"expected one SELECT statement, found {len(statements)}"
     tree = statements[0]
@@ -307,7 +310,7 @@ def _bind(pipe: Pipeline, query: str) -> tuple[list[str] | None, str | None]:
         con.execute(f"CREATE TABLE rows ({cols})")
         return list(con.sql(query).columns), None
     except duckdb.Error as exc:
-        return None, str(exc).splitlines()[0]
+        return None, first_line(exc)
     finally:
         con.close()
 
@@ -459,7 +462,7 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
     return pipe
 
 
-class _Problems(Exception):
+class _Problems(ConfigError):
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
 
@@ -604,7 +607,7 @@ def parse(text: str, where: str = DEFAULT_FILE, base: Path | None = None) -> Con
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise ConfigError(f"{where}: {at}not valid YAML ({problem})") from None
     if data is None:
         data = {}

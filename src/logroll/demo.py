@@ -6,6 +6,8 @@ import datetime as dt
 import random
 from pathlib import Path
 
+from .registry import Registry
+
 DEVICES = ("mobile", "desktop", "tablet", "tv")
 HEADER = ("IMPRESSION_ID", "IMPRESSION_DATETIME", "CAMPAIGN_ID", "USER_ID", "DEVICE_TYPE")
 
@@ -104,31 +106,13 @@ def impressions(
     return written
 
 
-GENERATORS = {"impressions": impressions}
-
-
-def _ingest(directory: str | Path, **kwargs: object) -> list[Path]:
-    from .ingest_demo import credit
-
-    return credit(directory, **kwargs)  # type: ignore[arg-type]
-
-
-GENERATORS["ingest"] = _ingest
-
-
-def _consolidate(directory: str | Path, **kwargs: object) -> list[Path]:
-    from .demo_consolidate import consolidate
-
-    return consolidate(directory, **kwargs)  # type: ignore[arg-type]
-
-
-GENERATORS["consolidate"] = _consolidate
-
-
-def _weblogs(directory: str | Path, **kwargs: object) -> list[Path]:
-    from .demo_weblogs import weblogs
-
-    return weblogs(directory, **kwargs)  # type: ignore[arg-type]
-
-
-GENERATORS["weblogs"] = _weblogs
+# Sample data per pipeline, imported when asked for.
+GENERATORS = Registry(
+    "demo",
+    {
+        "impressions": "logroll.demo:impressions",
+        "ingest": "logroll.ingest_demo:credit",
+        "consolidate": "logroll.demo_consolidate:consolidate",
+        "weblogs": "logroll.demo_weblogs:weblogs",
+    },
+)

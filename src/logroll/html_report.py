@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, redact_url
+from .catalog import Catalog
 from .errors import UsageError
 from .pipelines.base import Pipeline
+from .urls import redact_url
 
 INSTALL_HINT = "pip install 'logroll[report]'"
 SAMPLES_PER_FILE = 5

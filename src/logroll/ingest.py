@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -28,15 +27,16 @@ from typing import Any
 
 import yaml
 
-from .catalog import redact_url
 from .catalog.jobs import JobStore, open_catalog
-from .errors import ConfigError, UsageError
-from .ingest_schema import DEFAULT_NULLS, FileMismatch, columns_from_config, infer_columns
+from .errors import ConfigError, FileMismatch, UsageError, first_line
+from .ingest_schema import DEFAULT_NULLS, columns_from_config, infer_columns
 from .scan import ScanReport
 from .scan import scan as scan_files
 from .sinks import open_sink
-from .sinks.base import local_path
 from .storage import Storage, is_local
+from .units import DEFAULT_MEMORY_LIMIT, parse_duration, parse_size
+from .urls import file_of, identity, redact_url, split_table
+from .urls import scheme as url_scheme
 from .work import Worker, WorkReport
 
 PIPELINE = "ingest"
@@ -88,7 +88,7 @@ def load_config(path: str | Path | None = None) -> Settings:
     try:
         doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{file}: not valid YAML ({first_line(exc)})") from None
     section = doc.get("ingest") if isinstance(doc, dict) else None
     if section is None:
         return Settings()
@@ -120,29 +120,8 @@ def settings(**given: Any) -> Settings:
     return out
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: str | float | int, what: str) -> float:
-    """'10m' -> 600.0; a bare number is seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise UsageError(f"{what} {value!r}: use a duration such as 30s, 10m, 1h or 2d")
-    return float(m.group(1)) * _SECONDS[m.group(2).lower() if m.group(2) else None]
-
-
 def parse_bytes(value: str | int, what: str) -> int:
-    from .workers import parse_size
-
-    if isinstance(value, int):
-        return value
-    try:
-        return parse_size(str(value))
-    except UsageError:
-        raise UsageError(f"{what} {value!r}: use a size such as 256MB, 1GB or 64MiB") from None
+    return parse_size(value, what, "256MB, 1GB or 64MiB")
 
 
 def default_state(dest: str | None) -> str | None:
@@ -150,22 +129,20 @@ def default_state(dest: str | None) -> str | None:
     PostgreSQL database, or a SQLite file beside a DuckDB file or inside a Parquet folder."""
     if not dest:
         return None
-    scheme = dest.split("://", 1)[0].lower() if "://" in dest else ""
-    if scheme.startswith("postgres"):
-        return dest.split("#", 1)[0]
-    if scheme == "duckdb":
-        path = Path(local_path(dest.split("://", 1)[1].split("#", 1)[0]))
+    kind = url_scheme(dest)
+    if kind.startswith("postgres"):
+        return split_table(dest)[0]
+    if kind == "duckdb":
+        path = file_of(dest)
         return str(path.with_name(path.name + ".state.sqlite"))
-    if scheme == "parquet":
-        path = Path(local_path(dest.split("://", 1)[1].split("#", 1)[0]))
-        return str(path / "_logroll" / "state.sqlite")
+    if kind == "parquet":
+        return str(file_of(dest) / "_logroll" / "state.sqlite")
     return None
 
 
 def default_work_dir(dest: str) -> Path:
-    scheme = dest.split("://", 1)[0].lower()
-    if scheme == "parquet":
-        return Path(local_path(dest.split("://", 1)[1].split("#", 1)[0])) / "_logroll" / "work"
+    if url_scheme(dest) == "parquet":
+        return file_of(dest) / "_logroll" / "work"
     digest = hashlib.sha256(redact_url(dest).encode()).hexdigest()[:16]
     return Path.home() / ".cache" / "logroll" / f"ingest-{digest}"
 
@@ -175,28 +152,12 @@ def with_table(dest: str) -> str:
     a PostgreSQL URL must name its table."""
     if "#" in dest:
         return dest
-    scheme = dest.split("://", 1)[0].lower() if "://" in dest else ""
-    if scheme == "duckdb":
-        stem = Path(local_path(dest.split("://", 1)[1])).stem
-        return f"{dest}#{stem or 'ingest'}"
-    if scheme.startswith("postgres"):
+    kind = url_scheme(dest)
+    if kind == "duckdb":
+        return f"{dest}#{file_of(dest).stem or 'ingest'}"
+    if kind.startswith("postgres"):
         raise UsageError(f"name the table in --dest: {redact_url(dest)}#credit")
     return dest
-
-
-def destination_identity(dest: str) -> str:
-    """What makes two --dest URLs the same destination: database and table, or file and table."""
-    scheme = dest.split("://", 1)[0].lower()
-    rest, _, table = dest.split("://", 1)[1].partition("#")
-    if scheme.startswith("postgres"):
-        from psycopg.conninfo import conninfo_to_dict
-
-        from .sinks.postgres import connect_url
-
-        info = conninfo_to_dict(connect_url(dest)[0])
-        where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
-        return f"postgresql://{where}#{table}"
-    return f"{scheme}://{Path(local_path(rest)).absolute()}#{table}"
 
 
 def _state(s: Settings) -> str:
@@ -232,7 +193,7 @@ def scan(
     exclude = ()
     if s.dest and s.dest.lower().startswith("parquet://"):
         # A Parquet destination inside the source folder must not be read back as input.
-        exclude = (str(Path(local_path(s.dest.split("://", 1)[1].split("#", 1)[0])).absolute()),)
+        exclude = (str(file_of(s.dest).absolute()),)
     try:
         return scan_files(
             store,
@@ -285,7 +246,7 @@ def work(
     follow: bool = False,
     poll: float = 5.0,
     worker_id: str | None = None,
-    memory_limit: str = "1GB",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
     threads: int | None = None,
     **given: Any,
 ) -> WorkReport:
@@ -300,7 +261,7 @@ def work(
         raise UsageError("--max-attempts must be 1 or more")
     sink = open_sink(with_table(s.dest))
     store = _store(s)
-    store.bind_destination(destination_identity(with_table(s.dest)), sink.url)
+    store.bind_destination(identity(with_table(s.dest)), sink.url)
     work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
     # One folder per worker process: DuckDB spill files and staged parts are never shared.
     mine = work_dir / "workers" / f"{os.getpid()}-{time.time_ns()}"

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from . import sql
 from .engines.duckdb_engine import DuckDBEngine
-from .errors import ConfigError
+from .errors import ConfigError, FileMismatch
 from .pipelines.base import TYPES, Column, Output, Pipeline
 from .stage import read_header
 
@@ -61,10 +61,6 @@ _TIMESTAMP_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%dT%H:%M:%S.%f",
 )
-
-
-class FileMismatch(Exception):
-    """A file that cannot be loaded at all: wrong columns, or no row that fits the schema."""
 
 
 def columns_from_config(items: Sequence[Any]) -> list[dict[str, Any]]:

@@ -32,7 +32,15 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import ConfigError, LogrollError, SourceNotFound, StorageError, TransientError, UsageError
+from .errors import (
+    ConfigError,
+    LogrollError,
+    SourceNotFound,
+    StorageError,
+    TransientError,
+    UsageError,
+    first_line,
+)
 
 log = logging.getLogger("logroll")
 
@@ -306,7 +314,7 @@ def one_line(exc: BaseException) -> str:
             message = str(response["Error"].get("Message") or "").strip()
             if code or message:
                 return ": ".join(x for x in (code, message.splitlines()[0] if message else "") if x)
-    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first_line(exc)
 
 
 # ---- retries -------------------------------------------------------------------------------

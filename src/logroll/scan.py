@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import faults
-from .catalog import redact_url
 from .catalog.jobs import JobStore, ScannedFile
 from .catalog.lock import RunLock
+from .dates import utc_now
 from .errors import LockedError
 from .storage import Storage
+from .urls import redact_url
 
 log = logging.getLogger("logroll")
 
@@ -97,10 +98,7 @@ def scan(
         for i in range(0, len(new), CHUNK):
             chunk = new[i : i + CHUNK]
             report.files_new += store.record_scanned(
-                ScannedFile(
-                    f.uri, f.modified or dt.datetime.now(dt.UTC).replace(tzinfo=None), f.size, f.version
-                )
-                for f in chunk
+                ScannedFile(f.uri, f.modified or utc_now(), f.size, f.version) for f in chunk
             )
             faults.point("scan.recorded")
         report.jobs_created = store.make_jobs(batch_bytes, max_wait, flush)

@@ -28,8 +28,9 @@ from typing import Any, Protocol
 
 from croniter import croniter
 
-from .catalog import redact_url
-from .errors import LockedError, LogrollError, UsageError
+from . import proc
+from .errors import LockedError, LogrollError, UsageError, first_line
+from .urls import redact_url
 
 log = logging.getLogger("logroll")
 
@@ -167,7 +168,7 @@ class Scheduler:
             if isinstance(exc, KeyboardInterrupt) and self.stop_event.is_set():
                 raise  # a second signal: stop now
             self.failures += 1
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = first_line(exc)
             log.error(
                 "the %s run failed: %s%s",
                 slot.isoformat(timespec="seconds"),
@@ -194,8 +195,6 @@ class Scheduler:
     def install_signal_handlers(self) -> Callable[[], None]:
         """SIGTERM/SIGINT: stop after the current run; a second one interrupts it.
         Returns a function that restores the previous handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             name = signal.Signals(signum).name
@@ -209,13 +208,7 @@ class Scheduler:
                     extra=self._extra("schedule_stopping"),
                 )
 
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
+        return proc.install(handle, (signal.SIGTERM, signal.SIGINT))
 
 
 def last_run_started(catalog: Any, pipeline: str) -> dt.datetime | None:

@@ -19,13 +19,10 @@ import pyarrow.csv as pacsv
 
 from . import detect, faults, passthrough
 from .engines.base import Engine
+from .errors import FileRejected
 from .pipelines.base import Pipeline
 
 QUARANTINE_COLUMNS = ("source_file", "line", "reason", "raw_line")
-
-
-class FileRejected(Exception):
-    """The whole file cannot be used (e.g. its header lacks a required column)."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ import fsspec
 
 from . import faults, s3
 from .errors import SourceNotFound, StorageError, TransientError
+from .proc import pid_alive
 
 
 @dataclass(frozen=True)
@@ -223,18 +224,8 @@ class Storage:
         for tmp in dest.parent.glob(glob.escape(dest.name) + ".tmp-*"):
             pid = tmp.name.rsplit("-", 1)[1]
             # Our own pid is stale too: this process is not in the middle of a put here.
-            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _modified(info: dict[str, Any]) -> dt.datetime | None:

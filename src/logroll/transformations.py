@@ -7,10 +7,10 @@ its own name; the names seed 002's users already type are kept as aliases.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 
 from .errors import UsageError
 from .pipelines import Pipeline, get_pipeline
+from .registry import did_you_mean
 
 # alias -> (pipeline, outputs it makes)
 ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -39,8 +39,7 @@ def select(pipeline: str | Pipeline, transformation: str) -> Pipeline:
         wanted = ALIASES[transformation][1]
     else:
         names = available(pipe)
-        close = difflib.get_close_matches(transformation, names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(transformation, names)
         raise UsageError(
             f"unknown --transformation_type {transformation!r} for {pipe.name}: {hint}"
             f"choose one of {', '.join(names)}"

@@ -18,7 +18,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 
 def to_spark(query: str, schema: Mapping[str, Mapping[str, str]] | None = None) -> str:
@@ -32,7 +32,7 @@ def to_spark(query: str, schema: Mapping[str, Mapping[str, str]] | None = None) 
         tree = tree.transform(_unnest_struct_columns)
         return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConfigError(
             f"this SQL cannot run on Spark ({first}); write it with functions both engines have: "
             f"{' '.join(query.split())[:120]}"

@@ -35,20 +35,22 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import faults
-from .catalog import redact_url
-from .catalog.jobs import FAILED, LOADED, NEW, Claim, JobStore, now
+from . import faults, proc
+from .catalog.jobs import FAILED, LOADED, NEW, Claim, JobStore
+from .dates import utc_now
+from .errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
 from .ingest_schema import (
     SOURCE_COLUMN,
-    FileMismatch,
     Stager,
     arrow_schema,
     check_header,
     staging_pipeline,
 )
-from .sinks import SchemaMismatch, Sink
-from .stage import FileRejected, read_header, stage_csv
+from .sinks import Sink
+from .stage import read_header, stage_csv
 from .storage import Storage, is_local
+from .units import DEFAULT_MEMORY_LIMIT
+from .urls import redact_url
 
 log = logging.getLogger("logroll")
 
@@ -138,29 +140,19 @@ class _Lease:
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (systemd, kill) acts like Ctrl-C: the current job is handed back, then exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum: int, frame: Any) -> None:
         _STOP.set()
         raise KeyboardInterrupt
 
     _STOP.clear()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with proc.handling(handler, (signal.SIGTERM,)):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # Set by the SIGTERM handler: DuckDB turns an interrupt raised inside a query into
 # RuntimeError("Query interrupted"), which must still count as a stop request, not a failed job.
 _STOP = threading.Event()
-
-
-class JobLost(Exception):
-    """Another worker took the job over (this one missed its lease)."""
 
 
 class Worker:
@@ -179,7 +171,7 @@ class Worker:
         lease: float = 60.0,
         max_attempts: int = 3,
         backoff: float = 30.0,
-        memory_limit: str = "1GB",
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
         threads: int | None = None,
     ):
         self.store, self.sink, self.columns = store, sink, columns
@@ -322,7 +314,7 @@ class Worker:
             log.error("job %d FAILED after %d attempt(s): %s", claim.id, claim.attempts, reason)
             return
         wait = self.backoff * (2 ** (claim.attempts - 1))
-        not_before = now() + dt.timedelta(seconds=wait)
+        not_before = utc_now() + dt.timedelta(seconds=wait)
         msg = f"{reason}\nattempt {claim.attempts} of {self.max_attempts} failed; retrying after {not_before}\n{trace}"
         if self.store.finish(
             claim.id, claim.worker, status=NEW, worker=None, not_before=not_before, failure_msg=msg
@@ -363,7 +355,7 @@ class Worker:
                     f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
                 )
             reader = (
-                self.engine.staged_rows(self.schema, uri, now())
+                self.engine.staged_rows(self.schema, uri, utc_now())
                 if staged.parts  # a file with a header and no row stages nothing
                 else pa.RecordBatchReader.from_batches(self.schema, [])
             )
@@ -387,7 +379,7 @@ class Worker:
                         "UPDATE ingest_files SET "
                         + ", ".join(f"{k} = %s" for k in outcome)
                         + ", modified_time = %s WHERE id = %s",
-                        [*outcome.values(), now(), f["id"]],
+                        [*outcome.values(), utc_now(), f["id"]],
                     )
                 # Killed here, the destination rolls the rows and the ledger row back together.
                 faults.point("ingest.loaded_uncommitted")
@@ -400,7 +392,7 @@ class Worker:
         if not self.state_in_dest:
             # The ledger in the destination already makes this file's load final; this row is
             # bookkeeping, and a crash before it only means the next attempt finds the ledger row.
-            self.store.record_file(f["id"], modified_time=now(), **outcome)
+            self.store.record_file(f["id"], modified_time=utc_now(), **outcome)
         if skipped:
             self.report.files_skipped += 1
             log.info("%s version %s is already in the destination; skipped", uri, version)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -17,41 +16,18 @@ from typing import Any, TypeVar
 
 from .engines import make_engine
 from .errors import UsageError
+from .units import parse_size, percent
 
 T = TypeVar("T")
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "bytes": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-def parse_size(text: str) -> int:
-    """'2GB' -> 2_000_000_000, '512MiB' -> 536_870_912 (DuckDB's units)."""
-    m = _SIZE.match(str(text))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise UsageError(f"--memory-limit {text!r}: use a size such as 2GB, 512MB or 4GiB")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def split_memory(limit: str, workers: int) -> str:
     """Each of `workers` engines' share of one memory limit."""
     if workers <= 1:
         return limit
-    pct = _PERCENT.match(str(limit))
-    if pct:
-        return f"{float(pct.group(1)) / workers:.4g}%"
+    pct = percent(limit)
+    if pct is not None:
+        return f"{pct / workers:.4g}%"
     share = parse_size(limit) // workers
     if share < 64 * 1024**2:
         raise UsageError(
@@ -86,7 +62,7 @@ class EnginePool:
         # DuckDB workers are cursors on one database: they share its memory limit, threads and
         # spill folder, so nothing is split, and a lone day's build still gets all of them.
         shared = engine == "duckdb"
-        if shared and size > 1 and not _PERCENT.match(str(memory_limit)):
+        if shared and size > 1 and percent(memory_limit) is None:
             # Under about 64 MiB each, workers starve each other of the buffers a CSV read needs
             # and files fail out of memory instead of spilling: fewer workers, then.
             size = max(1, min(size, parse_size(memory_limit) // (64 * 1024**2)))

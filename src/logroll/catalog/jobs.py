@@ -38,7 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import UsageError
+from ..dates import utc_now
+from ..errors import UsageError, first_line
 from .store import Catalog
 
 metadata = MetaData()
@@ -110,10 +111,6 @@ destinations = Table(
 )
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 @dataclass(frozen=True)
 class ScannedFile:
     uri: str
@@ -172,7 +169,7 @@ class JobStore:
         ]
         if not rows:
             return 0
-        t = now()
+        t = utc_now()
         for r in rows:
             r.update(created_time=t, modified_time=t)
         with self.engine.begin() as conn:
@@ -191,7 +188,7 @@ class JobStore:
         """Group SCANNED files into NEW jobs of up to `batch_bytes`; a partial group becomes a job
         once its oldest file has waited `max_wait` seconds (or at once with `flush`).
         Files and jobs change in one transaction, so a crash leaves them SCANNED, never lost."""
-        t = now()
+        t = utc_now()
         with self.engine.begin() as conn:
             pending = conn.execute(
                 select(files.c.id, files.c.file_name, files.c.size_in_bytes, files.c.created_time)
@@ -246,7 +243,7 @@ class JobStore:
         """Take the oldest claimable job: NEW (past its backoff) or PROCESSING with an expired
         lease (its worker died). A job whose worker died `max_attempts` times is FAILED instead."""
         for _ in range(1000):
-            t = now()
+            t = utc_now()
             with self.engine.begin() as conn:
                 pick = select(jobs.c.id, jobs.c.status, jobs.c.attempts, jobs.c.worker).where(
                     self._claimable(t)
@@ -303,7 +300,7 @@ class JobStore:
 
     def renew(self, job_id: int, worker: str, lease: float) -> bool:
         """Extend the lease; False when the job is no longer this worker's (taken over)."""
-        t = now()
+        t = utc_now()
         with self.engine.begin() as conn:
             n = conn.execute(
                 update(jobs)
@@ -318,7 +315,7 @@ class JobStore:
 
     def finish(self, job_id: int, holder: str, **values: Any) -> bool:
         """Set the job's outcome if worker `holder` still holds it; False when it was taken over."""
-        t = now()
+        t = utc_now()
         with self.engine.begin() as conn:
             n = conn.execute(
                 update(jobs)
@@ -350,7 +347,7 @@ class JobStore:
                     not_before=None,
                     worker=None,
                     lease_expires=None,
-                    modified_time=now(),
+                    modified_time=utc_now(),
                 )
             )
         return {"job": job_id, "status": NEW, "was": row.status}
@@ -389,7 +386,7 @@ class JobStore:
                     "job": r["id"],
                     "files": json.loads(r["files"]),
                     "attempts": r["attempts"],
-                    "reason": (r["failure_msg"] or "").strip().splitlines()[0] if r["failure_msg"] else "",
+                    "reason": first_line(r["failure_msg"]) if (r["failure_msg"] or "").strip() else "",
                     "failure_msg": r["failure_msg"],
                     "modified_time": r["modified_time"],
                 }
@@ -446,7 +443,7 @@ class JobStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(destinations).values(
-                        pipeline=self.pipeline, identity=identity, dest=shown, created_time=now()
+                        pipeline=self.pipeline, identity=identity, dest=shown, created_time=utc_now()
                     )
                 )
         except DBAPIError:
@@ -471,7 +468,10 @@ class JobStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(schemas).values(
-                        pipeline=self.pipeline, columns=json.dumps(columns), origin=origin, created_time=now()
+                        pipeline=self.pipeline,
+                        columns=json.dumps(columns),
+                        origin=origin,
+                        created_time=utc_now(),
                     )
                 )
         except DBAPIError:

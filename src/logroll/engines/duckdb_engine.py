@@ -15,8 +15,10 @@ import pyarrow as pa
 
 from .. import faults, sql
 from .. import passthrough as passthrough_mod
+from ..errors import BuildError
 from ..pipelines.base import Output, Pipeline
 from ..projection import needed_columns
+from ..units import DEFAULT_MEMORY_LIMIT
 from ..writer import write_output
 from .base import BuildOutcome
 
@@ -56,7 +58,13 @@ class StagedJsonl:
 class DuckDBEngine:
     name = "duckdb"
 
-    def __init__(self, work_dir: Path, memory_limit: str = "2GB", threads: int | None = None, **_: Any):
+    def __init__(
+        self,
+        work_dir: Path,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
+        threads: int | None = None,
+        **_: Any,
+    ):
         self.work_dir = Path(work_dir)
         spill = self.work_dir / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -287,7 +295,7 @@ def output_columns(con: Any, out: Output) -> tuple[list[str], list[str]]:
     names = [n.lower() for n in rel.columns]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # DuckDB would silently rename the second one
-        raise ValueError(
+        raise BuildError(
             f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
             "rename the input column(s) or change the output's SQL"
         )

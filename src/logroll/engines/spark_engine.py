@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import sql
+from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..projection import needed_columns
 from ..transpile import spark_type, to_spark
+from ..units import DEFAULT_MEMORY_LIMIT
 from ..writer import write_output
 from . import spark_session
 from .base import BuildOutcome
@@ -63,7 +65,7 @@ class SparkEngine:
     def __init__(
         self,
         work_dir: Path,
-        memory_limit: str = "2GB",
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["spark"],
         threads: int | None = None,
         master: str | None = None,
         conf: list[str] | dict[str, str] | None = None,
@@ -165,7 +167,7 @@ class SparkEngine:
                 names, types = shapes[out.name]
                 result = spark.sql(to_spark(out.sql, rows_schema))
                 if len(result.columns) != len(names):
-                    raise RuntimeError(
+                    raise BuildError(
                         f"output {out.name!r}: Spark made {len(result.columns)} columns where DuckDB "
                         f"makes {len(names)}; report this with the output's SQL"
                     )

@@ -21,20 +21,12 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from ..errors import LogrollError, UsageError
+from ..errors import SchemaMismatch, UsageError
 
 # Anything a sink accepts as rows.
 Data = (
     pa.Table | pa.RecordBatch | pa.RecordBatchReader | Iterable[pa.RecordBatch] | str | Path | Sequence[Path]
 )
-
-
-class SinkError(LogrollError):
-    """A destination could not be written (connection, permissions, lock)."""
-
-
-class SchemaMismatch(LogrollError):
-    """Rows whose columns or types differ from the destination table's; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -212,20 +204,3 @@ def check_supported(schema: pa.Schema, url: str) -> None:
                 f"column {f.name!r} has type {f.type}, which {url} cannot store; cast it to a "
                 "string, number, boolean, date or timestamp"
             )
-
-
-def local_path(rest: str) -> str:
-    """The file path of `scheme:///path` (`rest` is what follows `scheme://`): relative after three
-    slashes, absolute after four, as in SQLAlchemy's sqlite URLs."""
-    if rest.startswith("/"):
-        rest = rest[1:]
-    return str(Path(rest).expanduser()) if rest else ""
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

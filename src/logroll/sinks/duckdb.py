@@ -17,19 +17,17 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import UsageError
+from ..dates import utc_now
+from ..errors import SinkError, UsageError, first_line
 from ..sql import ident, literal
+from ..urls import local_path
 from .base import (
     Data,
     LoadRecord,
     LoadResult,
-    SinkError,
     as_reader,
     check_supported,
     compare_schemas,
-    local_path,
-    now_utc,
-    one_line,
     resolve_table,
 )
 
@@ -57,7 +55,7 @@ def connect_with_retry(
             return duckdb.connect(path, read_only=read_only)
         except duckdb.Error as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
-                raise SinkError(f"cannot open {path}: {one_line(exc)}") from None
+                raise SinkError(f"cannot open {path}: {first_line(exc)}") from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.5)
 
@@ -249,7 +247,7 @@ class DuckDBTransaction:
         self.con.execute(
             f"INSERT OR REPLACE INTO {ident(LEDGER)} (table_name, source, version, rows, loaded_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            [name, source, version, rows, now_utc()],
+            [name, source, version, rows, utc_now()],
         )
         return LoadResult("loaded", rows, previous)
 
@@ -273,7 +271,7 @@ class DuckDBTransaction:
     def put_state(self, key: str, value: str) -> None:
         self.con.execute(
             f"INSERT OR REPLACE INTO {ident(STATE)} (key, value, updated_at) VALUES (?, ?, ?)",
-            [key, value, now_utc()],
+            [key, value, utc_now()],
         )
 
 

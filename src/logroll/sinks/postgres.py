@@ -10,25 +10,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg  # an ImportError here becomes open_sink's "pip install 'logroll[postgres]'"
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..catalog import redact_url
-from ..errors import UsageError
+from ..dates import utc_now
+from ..errors import SinkError, UsageError, first_line
 from ..sql import ident
+from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
     Data,
     LoadRecord,
     LoadResult,
-    SinkError,
     as_reader,
     check_supported,
     compare_schemas,
-    now_utc,
-    one_line,
     resolve_table,
 )
 
@@ -81,27 +78,10 @@ def _arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.
     )
 
 
-def connect_url(url: str) -> tuple[str, str | None]:
-    """(libpq conninfo URL without the #fragment, the fragment)."""
-    parts = urlsplit(url)
-    scheme = "postgresql"
-    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, "")), (parts.fragment or None)
-
-
 def same_database(a: str, b: str) -> bool:
     """Whether two PostgreSQL URLs (any driver suffix, #fragment ignored) name one database."""
-
-    def key(url: str) -> tuple[str, ...]:
-        from psycopg.conninfo import conninfo_to_dict
-
-        info = conninfo_to_dict(connect_url(url.replace("+psycopg", "", 1))[0])
-        return tuple(
-            str(info.get(k) or d)
-            for k, d in (("host", "localhost"), ("port", "5432"), ("dbname", ""), ("user", ""))
-        )
-
     try:
-        return key(a) == key(b)
+        return postgres_key(a) == postgres_key(b)
     except psycopg.Error:
         return False
 
@@ -110,7 +90,7 @@ class PostgresSink:
     """`postgresql://user@host:port/db#table` (the fragment may be `schema.table`)."""
 
     def __init__(self, url: str):
-        self._conninfo, self.table = connect_url(url)
+        self._conninfo, self.table = postgres_conninfo(url)
         self.url = redact_url(url)
         self._conn: psycopg.Connection[Any] | None = None
         with self.transaction() as tx:
@@ -127,7 +107,7 @@ class PostgresSink:
                 # Autocommit outside `transaction()`: a transaction is exactly one `with` block.
                 self._conn = psycopg.connect(self._conninfo, connect_timeout=15, autocommit=True)
             except psycopg.Error as exc:
-                raise SinkError(f"cannot connect to {self.url}: {one_line(exc)}; check the URL") from None
+                raise SinkError(f"cannot connect to {self.url}: {first_line(exc)}; check the URL") from None
         return self._conn
 
     @contextlib.contextmanager
@@ -296,7 +276,7 @@ class PostgresTransaction:
                 f"INSERT INTO {ident(LEDGER)} (table_name, source, version, rows, loaded_at) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (table_name, source) DO UPDATE SET "
                 "version = excluded.version, rows = excluded.rows, loaded_at = excluded.loaded_at",
-                (name, source, version, rows, now_utc()),
+                (name, source, version, rows, utc_now()),
             )
         return LoadResult("loaded", rows, previous)
 
@@ -323,5 +303,5 @@ class PostgresTransaction:
             cur.execute(
                 f"INSERT INTO {ident(STATE)} (key, value, updated_at) VALUES (%s, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, now_utc()),
+                (key, value, utc_now()),
             )

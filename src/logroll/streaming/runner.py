@@ -11,7 +11,6 @@ their key. SIGINT and SIGTERM close the open micro-batch, commit it and exit 0.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -24,12 +23,12 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from .. import faults
-from ..catalog import redact_url
+from .. import faults, proc
 from ..engines import jsonl
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, Rotated, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
-from .source import FollowSource, Rotated, StdinSource
+from ..urls import redact_url
+from .source import FollowSource, StdinSource
 from .spec import StreamSpec
 from .stager import Stager
 from .store import Layout, Store
@@ -80,10 +79,9 @@ class StreamReport:
 
 
 def stream_spec(pipeline: Pipeline) -> StreamSpec:
-    module = PRESETS.get(pipeline.name)
-    spec = getattr(importlib.import_module(module), "STREAM", None) if module else None
+    spec = getattr(PRESETS.module(pipeline.name), "STREAM", None) if pipeline.name in PRESETS else None
     if spec is None:
-        streamable = [n for n, m in PRESETS.items() if getattr(importlib.import_module(m), "STREAM", None)]
+        streamable = [n for n in PRESETS if getattr(PRESETS.module(n), "STREAM", None)]
         raise UsageError(
             f"pipeline {pipeline.name!r} has no stream mode: use `logroll run`, or stream one of "
             f"{', '.join(streamable)}"
@@ -133,7 +131,7 @@ class _Signals:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if not proc.in_main_thread():
             yield  # signals reach the main thread only; the caller stops us another way
             return
         r, w = os.pipe()
@@ -141,12 +139,10 @@ class _Signals:
         os.set_blocking(w, False)
         self.wake_fd = r
         old_fd = signal.set_wakeup_fd(w)
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield
+            with proc.handling(self._handle):
+                yield
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
             signal.set_wakeup_fd(old_fd)
             os.close(r)
             os.close(w)

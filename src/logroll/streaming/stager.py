@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..engines import jsonl
 from ..sql import ident, literal
+from ..units import DEFAULT_MEMORY_LIMIT
 from .store import Layout
 
 
@@ -29,7 +30,12 @@ class StagedBatch:
 
 
 class Stager:
-    def __init__(self, layout: Layout, spill_dir: Path | None = None, memory_limit: str = "1GB"):
+    def __init__(
+        self,
+        layout: Layout,
+        spill_dir: Path | None = None,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
+    ):
         self.layout = layout
         pipe, spec = layout.pipeline, layout.spec
         # One thread: a micro-batch is small, and a query's cost is mostly fixed.
