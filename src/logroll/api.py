@@ -22,6 +22,7 @@ from .catalog import Catalog
 from .catalog.lock import RunLock
 from .dates import compact_days, day_range, parse_date
 from .engines import engine_settings
+from .engines.pool import EnginePool, default_parallel
 from .errors import FileRejected, NoInputError, UsageError, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline, get_pipeline
@@ -32,7 +33,6 @@ from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
 from .storage import FileVersion, Storage, is_local, join
 from .units import default_memory_limit
 from .urls import redact_url
-from .workers import EnginePool, default_parallel
 from .workspace import Workspace, open_workspace
 
 log = logging.getLogger("logroll")

@@ -302,11 +302,11 @@ def _bind(pipe: Pipeline, query: str) -> tuple[list[str] | None, str | None]:
     """Column names of `query` over an empty `rows` with the declared columns, or why not."""
     import duckdb
 
-    from . import sql as sql_mod
+    from .quote import ident
 
     con = duckdb.connect()
     try:
-        cols = ", ".join(f"{sql_mod.ident(c.name)} {c.sql_type}" for c in pipe.columns)
+        cols = ", ".join(f"{ident(c.name)} {c.sql_type}" for c in pipe.columns)
         con.execute(f"CREATE TABLE rows ({cols})")
         return list(con.sql(query).columns), None
     except duckdb.Error as exc:

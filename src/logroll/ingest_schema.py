@@ -14,10 +14,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import sql
 from .engines.duckdb_engine import DuckDBEngine
 from .errors import ConfigError, FileMismatch
 from .pipelines.base import TYPES, Column, Output, Pipeline
+from .quote import ident, literal
 from .stage import read_header
 
 # Lineage columns every loaded row carries.
@@ -106,17 +106,17 @@ def infer_columns(path: Path, delimiter: str, null_values: Sequence[str]) -> lis
     header = read_header(path, delimiter)
     if not header:
         raise FileMismatch(f"{path.name} is empty: the schema is inferred from the first file's header")
-    nulls = "[" + ", ".join(sql.literal(v) for v in null_values) + "]"
+    nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
         described = con.execute(
-            f"DESCRIBE SELECT * FROM read_csv({sql.literal(str(path))}, header=true, delim={sql.literal(delimiter)}, "
+            f"DESCRIBE SELECT * FROM read_csv({literal(str(path))}, header=true, delim={literal(delimiter)}, "
             f"nullstr={nulls}, sample_size=-1, ignore_errors=true)"
         ).fetchall()
         sniff = con.execute(
-            f"SELECT DateFormat, TimestampFormat FROM sniff_csv({sql.literal(str(path))}, "
-            f"delim={sql.literal(delimiter)}, sample_size=-1)"
+            f"SELECT DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
+            f"delim={literal(delimiter)}, sample_size=-1)"
         ).fetchall()
     finally:
         con.close()
@@ -211,7 +211,7 @@ class Stager(DuckDBEngine):
     def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
     ) -> dict[str, tuple[int, str]]:
-        cols = ", ".join(sql.ident(c.name) for c in pipeline.columns if c.name != _NO_DAY)
+        cols = ", ".join(ident(c.name) for c in pipeline.columns if c.name != _NO_DAY)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.ROWS} AS SELECT {cols} FROM {source}")
         rows = self.con.execute(f"SELECT count(*) FROM {self.ROWS}").fetchall()[0][0]
         return {"all": (int(rows), self.ROWS)}
@@ -220,10 +220,10 @@ class Stager(DuckDBEngine):
         self, schema: pa.Schema, source_file: str, loaded_at: dt.datetime
     ) -> pa.RecordBatchReader:
         """The staged rows with their lineage columns, as `schema`, streamed in batches."""
-        base = [sql.ident(f.name) for f in schema if f.name not in LINEAGE]
+        base = [ident(f.name) for f in schema if f.name not in LINEAGE]
         query = self.con.sql(
-            f"SELECT {', '.join(base)}, $1 AS {sql.ident(SOURCE_COLUMN)}, "
-            f"CAST($2 AS TIMESTAMP) AS {sql.ident(LOADED_AT_COLUMN)} FROM {self.ROWS}",
+            f"SELECT {', '.join(base)}, $1 AS {ident(SOURCE_COLUMN)}, "
+            f"CAST($2 AS TIMESTAMP) AS {ident(LOADED_AT_COLUMN)} FROM {self.ROWS}",
             params=[source_file, loaded_at],
         )
         reader = query.to_arrow_reader(65536)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import detect, faults, passthrough
+from . import faults
+from .engines import passthrough
 from .engines.base import Engine
 from .errors import FileRejected
+from .pipelines import detect
 from .pipelines.base import Pipeline
 
 QUARANTINE_COLUMNS = ("source_file", "line", "reason", "raw_line")

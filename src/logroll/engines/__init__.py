@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..registry import Registry
-from .base import BuildOutcome, Engine, StageOutcome
+from .base import BuildOutcome, Engine, StagedFile, StagedJsonl
 
 # Importing an engine's module needs no optional package: the Spark engine checks for pyspark
 # (and Java, and the master) itself and says `pip install 'logroll[spark]'` when it is missing.
@@ -20,7 +20,7 @@ ENGINES = Registry(
     extras={"spark": "spark"},
 )
 
-__all__ = ["BuildOutcome", "Engine", "StageOutcome", "make_engine", "engine_settings", "ENGINES"]
+__all__ = ["BuildOutcome", "Engine", "StagedFile", "StagedJsonl", "make_engine", "engine_settings", "ENGINES"]
 
 
 def make_engine(name: str, work_dir: Path, **options: Any) -> Engine:

@@ -6,21 +6,20 @@ import copy
 import itertools
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from .. import faults, sql
-from .. import passthrough as passthrough_mod
+from .. import faults
 from ..errors import BuildError
 from ..pipelines.base import Output, Pipeline
-from ..projection import needed_columns
 from ..units import DEFAULT_MEMORY_LIMIT
-from ..writer import write_output
-from .base import BuildOutcome
+from . import passthrough as passthrough_mod
+from . import sql
+from .base import BuildOutcome, StagedFile, StagedJsonl
+from .projection import needed_columns
+from .writer import write_output
 
 # DuckDB's reject error types, said the way a user reading the quarantine understands them.
 _REASONS = {
@@ -37,22 +36,6 @@ _REASONS = {
 # more time than it saves (their bulk, random ids, barely compresses). Measured on the benchmark:
 # uncompressed parts are written ~25% faster and are ~25% larger.
 _PART_FORMAT = "FORMAT parquet, COMPRESSION uncompressed"
-
-
-@dataclass
-class StagedFile:
-    rows_valid: int
-    parts: dict[str, tuple[int, str]]
-    structural: pa.Table  # line, reason, raw
-    semantic: pa.Table  # __ord, reason
-
-
-@dataclass
-class StagedJsonl:
-    rows_read: int
-    rows_valid: int
-    rows_rejected: int
-    parts: dict[str, tuple[int, str]]
 
 
 class DuckDBEngine:
@@ -198,14 +181,6 @@ class DuckDBEngine:
             con.execute("DROP TABLE IF EXISTS __jchecked")
         valid = sum(r for r, _ in parts.values())
         return StagedJsonl(int(read), valid, int(rejected), parts)
-
-    def stage_rows(self, rows: pa.Table, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
-        """Write already-validated, typed rows (from any reader) as per-day parts."""
-        self.con.register("__rows", rows)
-        try:
-            return self.write_parts(pipeline, "__rows", part_dir)
-        finally:
-            self.con.unregister("__rows")
 
     def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None

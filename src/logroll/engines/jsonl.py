@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import sql
 from ..errors import ConfigError
 from ..pipelines.base import Pipeline
+from . import sql
 
 CHUNK_BYTES = 16 << 20
 # A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.

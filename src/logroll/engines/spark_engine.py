@@ -21,16 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .. import sql
 from ..errors import BuildError
 from ..pipelines.base import Pipeline
-from ..projection import needed_columns
-from ..transpile import spark_type, to_spark
 from ..units import DEFAULT_MEMORY_LIMIT
-from ..writer import write_output
-from . import spark_session
-from .base import BuildOutcome
-from .duckdb_engine import DuckDBEngine, StagedFile, StagedJsonl, output_columns
+from . import spark_session, sql
+from .base import BuildOutcome, StagedFile, StagedJsonl
+from .duckdb_engine import DuckDBEngine, output_columns
+from .projection import needed_columns
+from .transpile import spark_type, to_spark
+from .writer import write_output
 
 
 class _Shared:
@@ -90,9 +89,6 @@ class SparkEngine:
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl:
         return self.stager.stage_jsonl(path, source_uri, pipeline, part_dir, quarantine_file)
-
-    def stage_rows(self, rows: Any, pipeline: Pipeline, part_dir: Path) -> dict[str, tuple[int, str]]:
-        return self.stager.stage_rows(rows, pipeline, part_dir)
 
     @property
     def con(self) -> Any:

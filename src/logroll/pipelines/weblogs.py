@@ -8,7 +8,7 @@ hourly bucket with the same expressions (see streaming/). The SQL uses only func
 
 from __future__ import annotations
 
-from ..sql import ident
+from ..quote import ident
 from ..streaming.spec import StreamSpec
 from .base import Column, Output, Pipeline
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..dates import utc_now
 from ..errors import SinkError, UsageError, first_line
-from ..sql import ident, literal
+from ..quote import ident, literal
 from ..urls import local_path
 from .base import (
     Data,

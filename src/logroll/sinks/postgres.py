@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 
 from ..dates import utc_now
 from ..errors import SinkError, UsageError, first_line
-from ..sql import ident
+from ..quote import ident
 from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
     Data,

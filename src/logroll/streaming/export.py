@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow.csv as pacsv
 
 from .. import faults
+from ..engines.writer import write_output
 from ..pipelines.base import Pipeline
 from ..publish import keep_quarantine, publish
-from ..writer import write_output
 from .spec import StreamSpec
 from .store import QUARANTINE_DAY, Store
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..sql import ident
+from ..quote import ident
 
 
 @dataclass(frozen=True)

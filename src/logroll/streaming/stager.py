@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..engines import jsonl
-from ..sql import ident, literal
+from ..quote import ident, literal
 from ..units import DEFAULT_MEMORY_LIMIT
 from .store import Layout
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from ..errors import LockedError, UsageError
 from ..pipelines.base import Pipeline
-from ..sql import ident
+from ..quote import ident
 from .spec import StreamSpec
 
 QUARANTINE = "_logroll_quarantine"

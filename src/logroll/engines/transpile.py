@@ -18,7 +18,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 
-from .errors import ConfigError, first_line
+from ..errors import ConfigError, first_line
 
 
 def to_spark(query: str, schema: Mapping[str, Mapping[str, str]] | None = None) -> str:

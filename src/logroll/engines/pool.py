@@ -14,9 +14,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .engines import make_engine
-from .errors import UsageError
-from .units import parse_size, percent
+from ..errors import UsageError
+from ..units import parse_size, percent
+from . import make_engine
 
 T = TypeVar("T")
 

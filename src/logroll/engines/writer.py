@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..pipelines.base import Output
 from . import sql
-from .pipelines.base import Output
 
 
 def write_output(con: Any, out: Output, source: str, target: Path) -> int:

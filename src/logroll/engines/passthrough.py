@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pyarrow.parquet as pq
 
-from .pipelines.base import Pipeline
+from ..pipelines.base import Pipeline
 
 # Names logroll's own staging and building use; a header may not bring them in.
 RESERVED_PREFIX = "__"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .pipelines.base import Pipeline
+from ..pipelines.base import Pipeline
 
 # A string literal, a quoted identifier, a word, a star, a dot, anything else.
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"((?:[^"]|"")*)"|([A-Za-z_][A-Za-z0-9_$]*)|(\*)|(\.)|\S""")

@@ -6,16 +6,10 @@ quarantined row with a reason instead of a silent cast (DuckDB's CSV reader roun
 
 from __future__ import annotations
 
-from .pipelines.base import Column, Output, Pipeline
+from ..pipelines.base import Column, Output, Pipeline
+from ..quote import ident, literal
 
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier: names from configs never reach SQL unquoted."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+__all__ = ["ident", "literal", "typed_expr", "checked_select", "dedupe_select", "ordered_output"]
 
 
 def typed_expr(col: Column, raw: str) -> str:

@@ -12,7 +12,7 @@ import datetime as dt
 import itertools
 from pathlib import Path
 
-from .pipelines.base import Column, Pipeline
+from .base import Column, Pipeline
 
 SAMPLE_ROWS = 200
 
