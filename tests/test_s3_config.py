@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from logroll import s3, transformations
+from logroll import s3
 from logroll.errors import ConfigError, SourceNotFound, StorageError, TransientError, UsageError
+from logroll.pipelines import transformations
 from logroll.prefetch import Prefetcher
 from logroll.storage import Storage
 

@@ -628,7 +628,9 @@ def validate(
     cfg = _call(config_mod.load, config)
     if show:
         pipe = _call(cfg.pipeline, show)
-        typer.echo(config_mod.dump_yaml([pipe]), nl=False)
+        from .pipelines.declare import dump_yaml
+
+        typer.echo(dump_yaml([pipe]), nl=False)
         return
     if cfg.path is None:
         _fail(UsageError("no logroll.yaml here: pass --config PATH (or set LOGROLL_CONFIG)"))
@@ -692,7 +694,7 @@ def impressions(
 
     The same run as `logroll run impressions DATE --source s3://BUCKET --dest s3://BUCKET/results`.
     """
-    from . import transformations
+    from .pipelines import transformations
 
     source = _call(s3.bucket_url, bucket_name)
     pipe = _call(transformations.select, "impressions", transformation_type)

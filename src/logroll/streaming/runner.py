@@ -27,9 +27,9 @@ from .. import faults, proc
 from ..engines import jsonl
 from ..errors import ConfigError, Rotated, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
+from ..pipelines.stream import StreamSpec
 from ..urls import redact_url
 from .source import FollowSource, StdinSource
-from .spec import StreamSpec
 from .stager import Stager
 from .store import Layout, Store
 

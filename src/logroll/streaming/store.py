@@ -36,8 +36,8 @@ import pyarrow as pa
 
 from ..errors import LockedError, UsageError
 from ..pipelines.base import Pipeline
+from ..pipelines.stream import StreamSpec
 from ..quote import ident
-from .spec import StreamSpec
 
 QUARANTINE = "_logroll_quarantine"
 STATE = "_logroll_state"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import UsageError
-from .pipelines import Pipeline, get_pipeline
-from .registry import did_you_mean
+from ..errors import UsageError
+from ..registry import did_you_mean
+from . import Pipeline, get_pipeline
 
 # alias -> (pipeline, outputs it makes)
 ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
