@@ -19,6 +19,7 @@ from . import api, cli_ingest, cli_stream, s3
 from . import config as config_mod
 from .errors import LogrollError, UsageError, first_line
 from .units import DEFAULT_MEMORY_LIMIT
+from .workspace import open_workspace
 
 MEMORY_HELP = (
     "Engine memory cap; larger days spill to disk "
@@ -564,7 +565,7 @@ def _print_crontab(
     if log_format != "text":
         args += ["--log-format", log_format]
     if log_file is None:
-        ws = _call(api.open_workspace, opts["dest"], opts.get("state"), opts.get("work_dir"))
+        ws = _call(open_workspace, opts["dest"], opts.get("state"), opts.get("work_dir"))
         logs_dir = ws.work_dir / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
         log_file = str(logs_dir / f"{pipeline}.log")

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import overview
 from .catalog import Catalog
+from .dates import utc_now
 from .errors import UsageError
 from .pipelines.base import Pipeline
 from .urls import redact_url
@@ -103,31 +105,19 @@ def collect(
     runs: int = 50,
     storage_options: dict[str, Any] | None = None,
 ) -> ReportData:
-    from .build import dirty_days
-
     parts = catalog.parts(pipe.name)
     built = catalog.partitions(pipe.name)
-    dirty = dirty_days(pipe, parts, built)
     files = catalog.files(pipe.name)
     data = ReportData(
         pipeline=pipe.name,
         state=redact_url(state),
-        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        generated_at=utc_now().strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
-    for d in sorted(set(parts) | set(built)):
-        row = built.get(d) or {}
-        status = "failed" if row.get("status") == "failed" else ("dirty" if d in dirty else "built")
-        data.days.append(
-            {
-                "day": d,
-                "status": status,
-                "rows_in": row.get("rows_in"),
-                "rows_unique": row.get("rows_unique"),
-                "duplicates": row.get("duplicates"),
-                "rows_out": row.get("rows_out"),
-                "error": row.get("error") if status == "failed" else None,
-            }
-        )
+    # Dirty here also means "built with other parameters" (status shows changed inputs only).
+    data.days = [
+        {k: v for k, v in row.items() if k != "built_at"}
+        for row in overview.day_rows(pipe, parts, built, inputs_only=False)
+    ]
 
     # Late rows: a row whose event day is before the day of the folder it arrived in.
     pattern = layout_regex(pipe.layout)
@@ -173,8 +163,8 @@ def collect(
     data.reasons = [{"reason": k, "rows": n} for k, n in reasons.most_common()]
 
     for r in reversed(catalog.runs(pipe.name, limit=runs)):
-        rep = r.get("report") or {}
-        seconds = rep.get("seconds")
+        counts = overview.run_counts(r.get("report"))
+        seconds = counts["seconds"]
         if seconds is None and r.get("finished_at"):
             seconds = (r["finished_at"] - r["started_at"]).total_seconds()
         data.runs.append(
@@ -183,11 +173,10 @@ def collect(
                 "status": r["status"],
                 "started": r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
                 "seconds": round(float(seconds), 3) if seconds is not None else None,
-                "files_staged": rep.get("files_staged", 0),
-                "days_built": len(rep.get("partitions_built") or []),
-                "days_failed": len(rep.get("partitions_failed") or []),
-                "rows_read": rep.get("rows_read", 0),
-                "rows_rejected": rep.get("rows_rejected", 0),
+                **{
+                    k: counts[k]
+                    for k in ("files_staged", "days_built", "days_failed", "rows_read", "rows_rejected")
+                },
             }
         )
     return data
@@ -587,13 +576,14 @@ def build(
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[Path, ReportData]:
     """Write the HTML report of `pipeline`'s state to `out`; returns its path and what it shows."""
-    from . import api
+    from .api import resolve
+    from .workspace import open_workspace
 
     _altair()  # say what to install before reading anything
     if runs < 1:
         raise UsageError("--runs must be 1 or more")
-    pipe = api.resolve(pipeline)
-    ws = api.open_workspace(dest, state, work_dir, storage_options)
+    pipe = resolve(pipeline)
+    ws = open_workspace(dest, state, work_dir, storage_options)
     catalog = Catalog(ws.state)
     try:
         data = collect(catalog, pipe, ws.state, runs=runs, storage_options=storage_options)

@@ -237,10 +237,11 @@ def serve(
     """Run `pipeline` at every `cron` slot until SIGTERM/SIGINT; returns the number of failed runs."""
     from . import api
     from .catalog import Catalog
+    from .workspace import open_workspace
 
     cron = check_cron(cron)
     pipe = api.resolve(pipeline)
-    ws = api.open_workspace(dest, state, work_dir, storage_options)
+    ws = open_workspace(dest, state, work_dir, storage_options)
     catalog = Catalog(ws.state)
     try:
         last = last_run_started(catalog, pipe.name)

@@ -58,6 +58,8 @@ def sha256_file(path: str | Path) -> str:
 class Storage:
     """One root URL (a source or a destination) and its filesystem."""
 
+    tables = False  # outputs are files (sinks.destination.TableDestination writes tables)
+
     def __init__(self, url: str, options: dict[str, Any] | None = None):
         self.url = (
             url.rstrip("/")

@@ -35,6 +35,7 @@ class TableDestination:
 
     local = False
     is_s3 = False
+    tables = True  # each output is a table (Storage: a file)
 
     def __init__(self, url: str):
         self.sink = open_sink(url)
