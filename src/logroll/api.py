@@ -23,7 +23,7 @@ from .events import EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
-from .storage import Storage, is_local
+from .storage.files import Storage, is_local
 from .units import default_memory_limit
 from .workspace import Workspace, open_workspace
 

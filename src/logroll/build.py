@@ -13,7 +13,7 @@ from .catalog.store import Catalog, PartRow
 from .engines.base import Engine
 from .pipelines.base import Pipeline
 from .publish import publish
-from .storage import Storage
+from .storage.files import Storage
 
 
 def fingerprint(pipeline: Pipeline, parts: list[PartRow]) -> str:

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from . import api, cli_ingest, cli_stream, s3
+from . import api, cli_ingest, cli_stream
 from . import config as config_mod
 from .errors import LogrollError, UsageError, first_line
+from .storage import s3
 from .units import DEFAULT_MEMORY_LIMIT
 from .workspace import open_workspace
 

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from . import ingest, s3
+from . import ingest
 from .errors import UsageError
+from .storage import s3
 from .units import DEFAULT_MEMORY_LIMIT
 
 _cli: ModuleType | None = None

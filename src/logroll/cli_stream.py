@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from . import api, s3
+from . import api
+from .storage import s3
 
 _cli: ModuleType | None = None
 

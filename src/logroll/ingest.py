@@ -33,7 +33,7 @@ from .ingest_schema import DEFAULT_NULLS, columns_from_config, infer_columns
 from .scan import ScanReport
 from .scan import scan as scan_files
 from .sinks import open_sink
-from .storage import Storage, is_local
+from .storage.files import Storage, is_local
 from .units import DEFAULT_MEMORY_LIMIT, parse_duration, parse_size
 from .urls import file_of, identity, redact_url, split_table
 from .urls import scheme as url_scheme

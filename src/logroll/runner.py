@@ -27,11 +27,11 @@ from .engines.pool import EnginePool
 from .errors import FileRejected, NoInputError, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline
-from .prefetch import Prefetcher
 from .publish import keep_quarantine
 from .report import RunReport
 from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
-from .storage import FileVersion, Storage, join
+from .storage.files import FileVersion, Storage, join
+from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT
 from .urls import redact_url
 from .workspace import Workspace

@@ -22,7 +22,7 @@ from .catalog.jobs import JobStore, ScannedFile
 from .catalog.lock import RunLock
 from .dates import utc_now
 from .errors import LockedError
-from .storage import Storage
+from .storage.files import Storage
 from .urls import redact_url
 
 log = logging.getLogger("logroll")

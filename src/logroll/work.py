@@ -48,7 +48,7 @@ from .ingest_schema import (
 )
 from .sinks import Sink
 from .stage import read_header, stage_csv
-from .storage import Storage, is_local
+from .storage.files import Storage, is_local
 from .units import DEFAULT_MEMORY_LIMIT
 from .urls import redact_url
 

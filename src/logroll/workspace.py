@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .sinks import is_sink_url
-from .storage import Storage
+from .storage.files import Storage
 
 
 @dataclass

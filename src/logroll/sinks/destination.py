@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import ConfigError, UsageError
 from ..pipelines.base import Output, Pipeline
-from ..storage import sha256_file
+from ..storage.files import sha256_file
 from . import open_sink
 from .parquet import ParquetSink
 

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from .proc import pid_alive
-from .storage import FileVersion, Storage
+from ..proc import pid_alive
+from .files import FileVersion, Storage
 
 log = logging.getLogger("logroll")
 

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import (
+from ..errors import (
     ConfigError,
     LogrollError,
     SourceNotFound,

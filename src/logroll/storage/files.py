@@ -21,9 +21,10 @@ from typing import Any
 
 import fsspec
 
-from . import faults, s3
-from .errors import SourceNotFound, StorageError, TransientError
-from .proc import pid_alive
+from .. import faults
+from ..errors import SourceNotFound, StorageError, TransientError
+from ..proc import pid_alive
+from . import s3
 
 
 @dataclass(frozen=True)
