@@ -30,7 +30,7 @@ from ..pipelines import PRESETS, Pipeline, get_pipeline
 from ..pipelines.stream import StreamSpec
 from ..urls import redact_url
 from .source import FollowSource, StdinSource
-from .stager import Stager
+from .stager import StreamStager
 from .store import Layout, Store
 
 log = logging.getLogger("logroll")
@@ -298,7 +298,7 @@ def run_stream(
     pipe = pipe.with_format(output_format)
     layout = Layout(pipe, spec)
     store, folder, dest_name = open_store(layout, dest, work_dir, storage_options)
-    stager = Stager(layout, spill_dir=folder[1] / "spill" if folder is not None else None)
+    stager = StreamStager(layout, spill_dir=folder[1] / "spill" if folder is not None else None)
     exporter = None
     if folder is not None:
         from .export import FolderExporter

@@ -29,7 +29,7 @@ class StagedBatch:
     valid: int
 
 
-class Stager:
+class StreamStager:
     def __init__(
         self,
         layout: Layout,

@@ -35,22 +35,22 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import faults, proc
-from .catalog.jobs import FAILED, LOADED, NEW, Claim, JobStore
-from .dates import utc_now
-from .errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
-from .ingest_schema import (
+from .. import faults, proc
+from ..dates import utc_now
+from ..errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
+from ..sinks import Sink
+from ..stage import read_header, stage_csv
+from ..storage.files import Storage, is_local
+from ..units import DEFAULT_MEMORY_LIMIT
+from ..urls import redact_url
+from .jobs import FAILED, LOADED, NEW, Claim, JobStore
+from .schema import (
     SOURCE_COLUMN,
-    Stager,
     arrow_schema,
     check_header,
     staging_pipeline,
 )
-from .sinks import Sink
-from .stage import read_header, stage_csv
-from .storage.files import Storage, is_local
-from .units import DEFAULT_MEMORY_LIMIT
-from .urls import redact_url
+from .stager import IngestStager
 
 log = logging.getLogger("logroll")
 
@@ -183,7 +183,7 @@ class Worker:
         self.lease, self.max_attempts, self.backoff = lease, max_attempts, backoff
         self.pipeline = staging_pipeline(columns, delimiter, null_values)
         self.schema = arrow_schema(columns)
-        self.engine = Stager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
+        self.engine = IngestStager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
         self.state_in_dest = store.postgres and _same_postgres(store.catalog.url, sink)
         self.report = WorkReport(store.pipeline, redact_url(store.catalog.url), sink.url, self.worker_id)
 
@@ -426,7 +426,7 @@ class Worker:
 
 
 def _same_postgres(state_url: str, sink: Sink) -> bool:
-    from .sinks.postgres import PostgresSink, same_database
+    from ..sinks.postgres import PostgresSink, same_database
 
     return isinstance(sink, PostgresSink) and same_database(state_url, sink.conninfo)
 

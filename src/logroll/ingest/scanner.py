@@ -17,13 +17,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import faults
-from .catalog.jobs import JobStore, ScannedFile
-from .catalog.lock import RunLock
-from .dates import utc_now
-from .errors import LockedError
-from .storage.files import Storage
-from .urls import redact_url
+from .. import faults
+from ..catalog.lock import RunLock
+from ..dates import utc_now
+from ..errors import LockedError
+from ..storage.files import Storage
+from ..urls import redact_url
+from .jobs import JobStore, ScannedFile
 
 log = logging.getLogger("logroll")
 
@@ -59,7 +59,7 @@ class ScanReport:
         )
 
 
-def scan(
+def scan_files(
     store: JobStore,
     source: Storage,
     *,

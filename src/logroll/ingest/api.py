@@ -17,150 +17,36 @@ columns, null_values, delimiter, suffixes), else from the defaults below.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .catalog.jobs import JobStore, open_catalog
-from .errors import ConfigError, FileMismatch, UsageError, first_line
-from .ingest_schema import DEFAULT_NULLS, columns_from_config, infer_columns
-from .scan import ScanReport
-from .scan import scan as scan_files
-from .sinks import open_sink
-from .storage.files import Storage, is_local
-from .units import DEFAULT_MEMORY_LIMIT, parse_duration, parse_size
-from .urls import file_of, identity, redact_url, split_table
-from .urls import scheme as url_scheme
-from .work import Worker, WorkReport
+from ..errors import FileMismatch, UsageError
+from ..sinks import open_sink
+from ..storage.files import Storage, is_local
+from ..units import DEFAULT_MEMORY_LIMIT, parse_duration
+from ..urls import file_of, identity, redact_url
+from .jobs import JobStore, open_catalog
+from .scanner import ScanReport, scan_files
+from .schema import DEFAULT_NULLS, columns_from_config, infer_columns
+from .settings import (
+    CONFIG_FILE,
+    IngestSettings,
+    default_state,
+    default_work_dir,
+    parse_bytes,
+    settings,
+    with_table,
+)
+from .worker import Worker, WorkReport
 
 PIPELINE = "ingest"
-CONFIG_FILE = "logroll.yaml"
 
 
-@dataclass
-class Settings:
-    """Everything `ingest` can be told; None means "not given here"."""
-
-    source: str | None = None
-    state: str | None = None
-    dest: str | None = None
-    work_dir: str | None = None
-    batch_bytes: str | int | None = None
-    max_wait: str | float | None = None
-    overlap: str | float | None = None
-    max_attempts: int | None = None
-    lease: str | float | None = None
-    backoff: str | float | None = None
-    columns: list[Any] | None = None
-    null_values: list[str] | None = None
-    delimiter: str | None = None
-    suffixes: list[str] | None = None
-    storage_options: dict[str, Any] | None = field(default=None, repr=False)
-
-
-DEFAULTS = Settings(
-    batch_bytes="256MB",
-    max_wait="10m",
-    overlap="1h",
-    max_attempts=3,
-    lease="60s",
-    backoff="30s",
-    null_values=list(DEFAULT_NULLS),
-    delimiter=",",
-    suffixes=[".csv"],
-)
-
-
-def load_config(path: str | Path | None = None) -> Settings:
-    """The `ingest:` section of logroll.yaml (--config, $LOGROLL_CONFIG or ./logroll.yaml), or empty
-    settings. Relative local paths in the file are relative to the file."""
-    from .config import find_config
-
-    file = find_config(path)
-    if file is None:
-        return Settings()
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid YAML ({first_line(exc)})") from None
-    section = doc.get("ingest") if isinstance(doc, dict) else None
-    if section is None:
-        return Settings()
-    if not isinstance(section, dict):
-        raise ConfigError(f"{file}: ingest: must be a mapping of settings")
-    known = {f.name for f in fields(Settings)} - {"storage_options"}
-    unknown = set(section) - known
-    if unknown:
-        raise ConfigError(
-            f"{file}: unknown ingest setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-        )
-    base = file.resolve().parent
-    for key in ("source", "state", "work_dir"):
-        v = section.get(key)
-        if isinstance(v, str) and "://" not in v and not Path(v).expanduser().is_absolute():
-            section[key] = str(base / v)
-    return Settings(**section)
-
-
-def settings(**given: Any) -> Settings:
-    """Arguments over logroll.yaml over defaults."""
-    config = load_config(given.pop("config", None))
-    out = Settings()
-    for f in fields(Settings):
-        for layer in (given.get(f.name), getattr(config, f.name), getattr(DEFAULTS, f.name)):
-            if layer is not None:
-                setattr(out, f.name, layer)
-                break
-    return out
-
-
-def parse_bytes(value: str | int, what: str) -> int:
-    return parse_size(value, what, "256MB, 1GB or 64MiB")
-
-
-def default_state(dest: str | None) -> str | None:
-    """Where the scanner and job tables live when --state is not given: the destination's own
-    PostgreSQL database, or a SQLite file beside a DuckDB file or inside a Parquet folder."""
-    if not dest:
-        return None
-    kind = url_scheme(dest)
-    if kind.startswith("postgres"):
-        return split_table(dest)[0]
-    if kind == "duckdb":
-        path = file_of(dest)
-        return str(path.with_name(path.name + ".state.sqlite"))
-    if kind == "parquet":
-        return str(file_of(dest) / "_logroll" / "state.sqlite")
-    return None
-
-
-def default_work_dir(dest: str) -> Path:
-    if url_scheme(dest) == "parquet":
-        return file_of(dest) / "_logroll" / "work"
-    digest = hashlib.sha256(redact_url(dest).encode()).hexdigest()[:16]
-    return Path.home() / ".cache" / "logroll" / f"ingest-{digest}"
-
-
-def with_table(dest: str) -> str:
-    """A DuckDB file without #table gets a table named after the file (credit.duckdb -> credit);
-    a PostgreSQL URL must name its table."""
-    if "#" in dest:
-        return dest
-    kind = url_scheme(dest)
-    if kind == "duckdb":
-        return f"{dest}#{file_of(dest).stem or 'ingest'}"
-    if kind.startswith("postgres"):
-        raise UsageError(f"name the table in --dest: {redact_url(dest)}#credit")
-    return dest
-
-
-def _state(s: Settings) -> str:
+def _state(s: IngestSettings) -> str:
     state = s.state or default_state(s.dest)
     if not state:
         raise UsageError(
@@ -170,7 +56,7 @@ def _state(s: Settings) -> str:
     return state
 
 
-def _store(s: Settings) -> JobStore:
+def _store(s: IngestSettings) -> JobStore:
     return JobStore(open_catalog(_state(s)), PIPELINE)
 
 
@@ -211,7 +97,7 @@ def scan(
 
 
 # ---- work ------------------------------------------------------------------------------------
-def _columns(store: JobStore, s: Settings, work_dir: Path) -> list[dict[str, Any]] | None:
+def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]] | None:
     """The schema in force: declared, else stored, else inferred from the first scanned file."""
     if s.columns:
         declared = columns_from_config(s.columns)
@@ -301,7 +187,7 @@ def work(
 
 # ---- run: scan + work in one process -------------------------------------------------------
 @dataclass
-class RunReport:
+class IngestReport:
     scan: ScanReport
     work: WorkReport
 
@@ -323,7 +209,7 @@ class RunReport:
 
 def run(
     *, source: str | None = None, dest: str | None = None, state: str | None = None, **given: Any
-) -> RunReport:
+) -> IngestReport:
     """Scan (every new file goes into a job at once) and load every job, in this process."""
     work_keys = {"max_jobs", "follow", "poll", "worker_id", "memory_limit", "threads"}
     work_args = {k: given.pop(k) for k in list(given) if k in work_keys}
@@ -338,7 +224,7 @@ def run(
         source=s.source, state=_state(s), dest=s.dest, flush=True, storage_options=s.storage_options, **common
     )
     worked = work(state=_state(s), dest=s.dest, storage_options=s.storage_options, **common, **work_args)
-    return RunReport(scanned, worked)
+    return IngestReport(scanned, worked)
 
 
 # ---- status and retry ----------------------------------------------------------------------
@@ -370,4 +256,4 @@ def is_ingest(pipeline: str) -> bool:
     return pipeline == PIPELINE
 
 
-__all__ = ["scan", "work", "run", "status", "retry", "is_ingest", "default_state", "Settings"]
+__all__ = ["scan", "work", "run", "status", "retry", "is_ingest", "IngestReport"]

@@ -6,19 +6,17 @@ a quarantined row with a reason, and a file that does not fit fails whole with a
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from .engines.duckdb_engine import DuckDBEngine
-from .errors import ConfigError, FileMismatch
-from .pipelines.base import TYPES, Column, Output, Pipeline
-from .quote import ident, literal
-from .stage import read_header
+from ..errors import ConfigError, FileMismatch
+from ..pipelines.base import TYPES, Column, Output, Pipeline
+from ..quote import literal
+from ..stage import read_header
 
 # Lineage columns every loaded row carries.
 SOURCE_COLUMN = "_source_file"
@@ -27,8 +25,8 @@ LINEAGE = (SOURCE_COLUMN, LOADED_AT_COLUMN)
 DEFAULT_NULLS = ("", "NA")
 
 # Staging needs an event-time column; ingest rows have no event day, so this one is never in a
-# header, stays NULL and is dropped from the part (see _Stager).
-_NO_DAY = "__logroll_no_event_day"
+# header, stays NULL and is dropped from the part (see stager.IngestStager).
+NO_DAY = "__logroll_no_event_day"
 
 _ARROW = {
     "string": pa.string(),
@@ -160,11 +158,11 @@ def staging_pipeline(columns: list[dict[str, Any]], delimiter: str, null_values:
         )
         for c in columns
     ]
-    cols.append(Column(_NO_DAY, "date", required=False, source="\x00"))
+    cols.append(Column(NO_DAY, "date", required=False, source="\x00"))
     return Pipeline(
         name="ingest",
         columns=tuple(cols),
-        event_time=_NO_DAY,
+        event_time=NO_DAY,
         key=(),
         outputs=(Output("rows", "SELECT * FROM rows", "unused.parquet", "parquet"),),
         delimiter=delimiter,
@@ -199,44 +197,3 @@ def check_header(header: list[str], columns: list[dict[str, Any]]) -> None:
             f"header does not match the schema: {'; '.join(problems)} "
             f"(expected: {', '.join(h or '(unnamed)' for h in expected)})"
         )
-
-
-class Stager(DuckDBEngine):
-    """The DuckDB engine's per-file CSV staging, keeping the valid rows in one temporary table
-    instead of parts split by event day: ingest rows are loaded as they are, straight from DuckDB
-    to the destination (DuckDB spills the table to disk under its memory limit)."""
-
-    ROWS = "__ingest_rows"
-
-    def write_parts(
-        self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
-    ) -> dict[str, tuple[int, str]]:
-        cols = ", ".join(ident(c.name) for c in pipeline.columns if c.name != _NO_DAY)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.ROWS} AS SELECT {cols} FROM {source}")
-        rows = self.con.execute(f"SELECT count(*) FROM {self.ROWS}").fetchall()[0][0]
-        return {"all": (int(rows), self.ROWS)}
-
-    def staged_rows(
-        self, schema: pa.Schema, source_file: str, loaded_at: dt.datetime
-    ) -> pa.RecordBatchReader:
-        """The staged rows with their lineage columns, as `schema`, streamed in batches."""
-        base = [ident(f.name) for f in schema if f.name not in LINEAGE]
-        query = self.con.sql(
-            f"SELECT {', '.join(base)}, $1 AS {ident(SOURCE_COLUMN)}, "
-            f"CAST($2 AS TIMESTAMP) AS {ident(LOADED_AT_COLUMN)} FROM {self.ROWS}",
-            params=[source_file, loaded_at],
-        )
-        reader = query.to_arrow_reader(65536)
-        self._reader = reader  # closed by drop_staged: a load skipped by the ledger never reads it
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for batch in reader:
-                yield batch.cast(schema)
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
-
-    def drop_staged(self) -> None:
-        reader, self._reader = getattr(self, "_reader", None), None
-        if reader is not None:
-            reader.close()
-        self.con.execute(f"DROP TABLE IF EXISTS {self.ROWS}")

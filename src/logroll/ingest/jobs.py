@@ -38,9 +38,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from ..catalog.store import Catalog
 from ..dates import utc_now
 from ..errors import UsageError, first_line
-from .store import Catalog
 
 metadata = MetaData()
 
