@@ -19,7 +19,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from logroll import ingest
-from logroll.ingest_demo import credit
+from logroll.demo.ingest import credit
 
 ROWS_PER_FILE = 50
 

@@ -6,8 +6,6 @@ import datetime as dt
 import random
 from pathlib import Path
 
-from .registry import Registry
-
 DEVICES = ("mobile", "desktop", "tablet", "tv")
 HEADER = ("IMPRESSION_ID", "IMPRESSION_DATETIME", "CAMPAIGN_ID", "USER_ID", "DEVICE_TYPE")
 
@@ -104,15 +102,3 @@ def impressions(
         put(day, f"impressions_{day:%Y%m%d}_empty.csv", "")
         put(day, f"impressions_{day:%Y%m%d}_header_only.csv", _csv([]))
     return written
-
-
-# Sample data per pipeline, imported when asked for.
-GENERATORS = Registry(
-    "demo",
-    {
-        "impressions": "logroll.demo:impressions",
-        "ingest": "logroll.ingest_demo:credit",
-        "consolidate": "logroll.demo_consolidate:consolidate",
-        "weblogs": "logroll.demo_weblogs:weblogs",
-    },
-)
