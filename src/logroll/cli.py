@@ -595,7 +595,7 @@ def html_report(
     aws_config: AwsConfig = None,
 ) -> None:
     """Write a self-contained HTML report: rows per day, rejects, duplicates, late rows, run times."""
-    from . import html_report as report_mod
+    from . import htmlreport as report_mod
 
     pipe, opts = _call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     _require(opts, "dest")
