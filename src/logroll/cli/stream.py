@@ -1,20 +1,18 @@
 """CLI command `logroll stream`: parses options, calls api.stream, prints its report.
 
-cli.py calls `register(app, cli_module)` so the command shares its error handling and logging.
+Errors and logging go through cli/app.py like every command's.
 """
 
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Annotated
 
 import typer
 
-from . import api
-from .storage import s3
-
-_cli: ModuleType | None = None
+from .. import api
+from ..storage import s3
+from .app import call
 
 
 def stream(
@@ -75,9 +73,8 @@ def stream(
     ] = False,
 ) -> None:
     """Commit JSON lines from stdin or a followed file one micro-batch at a time; Ctrl-C stops cleanly."""
-    assert _cli is not None
-    storage_options = _cli._call(s3.options_for, [dest])
-    report = _cli._call(
+    storage_options = call(s3.options_for, [dest])
+    report = call(
         api.stream,
         pipeline,
         dest=dest,
@@ -95,9 +92,3 @@ def stream(
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
         typer.echo(report.summary())
-
-
-def register(app: typer.Typer, cli_module: ModuleType) -> None:
-    global _cli
-    _cli = cli_module
-    app.command()(stream)

@@ -6,6 +6,7 @@ shown as it is, never read as markup.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.table import Table
@@ -108,3 +109,33 @@ def print_runs(console: Any, runs: list[dict[str, Any]]) -> None:
             Text(_n(r.get("rows_out"))),
         )
     console.print(table)
+
+
+def print_processed(console: Any, processed: list[dict[str, Any]], everything: bool) -> None:
+    """The catalog as the history of what was processed: file, status, rows, event days."""
+    if not processed:
+        return
+    from rich.table import Table
+
+    shown = processed if everything else sorted(processed, key=lambda f: f["staged_at"])[-20:]
+    uris = [f["uri"] for f in processed]
+    # Paths below the folder all of them share, which the title names once.
+    prefix = os.path.commonprefix(uris)[: os.path.commonprefix(uris).rfind("/") + 1]
+    table = Table(title=f"processed files under {prefix or '/'} ({len(shown)} of {len(processed)})")
+    table.add_column("file", overflow="fold")
+    for col in ("status", "rows", "rejected", "event days", "staged at"):
+        table.add_column(col)
+    for f in sorted(shown, key=lambda f: f["uri"]):
+        days = f["days"]
+        span = days[0] if len(days) == 1 else (f"{days[0]} .. {days[-1]} ({len(days)})" if days else "")
+        table.add_row(
+            f["uri"][len(prefix) :],
+            f["status"],
+            str(f["rows_read"]),
+            str(f["rows_rejected"]),
+            span,
+            f["staged_at"][:19],
+        )
+    console.print(table)
+    if len(shown) < len(processed):
+        console.print(f"  {len(processed) - len(shown)} more: --files lists them all", markup=False)

@@ -1,29 +1,21 @@
 """CLI commands of the `ingest` pipeline: `scan`, `work`, `retry`, and the ingest side of `run`
 and `status`. Each parses options, calls one function of logroll.ingest, prints its report.
 
-cli.py calls `register(app, cli_module)` so these commands share its error handling and logging.
+Errors and logging go through cli/app.py like every command's.
 """
 
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 
-from . import ingest
-from .errors import UsageError
-from .storage import s3
-from .units import DEFAULT_MEMORY_LIMIT
-
-_cli: ModuleType | None = None
-
-
-def _h() -> ModuleType:
-    assert _cli is not None, "register() first"
-    return _cli
-
+from .. import ingest
+from ..errors import UsageError
+from ..storage import s3
+from ..units import DEFAULT_MEMORY_LIMIT
+from .app import call, fail
 
 PipelineArg = Annotated[str, typer.Argument(help="ingest (the only pipeline with a scanner and job queue).")]
 StateOpt = Annotated[
@@ -108,7 +100,7 @@ AwsConfig = Annotated[
 
 def _check(pipeline: str, command: str) -> None:
     if not ingest.is_ingest(pipeline):
-        _h()._fail(
+        fail(
             UsageError(
                 f"`logroll {command}` works on the ingest pipeline (scanner and job tables), not {pipeline!r}: "
                 f"use `logroll {command} ingest`"
@@ -141,9 +133,8 @@ def scan(
 ) -> None:
     """Record new files in the scanner table and group them into jobs (safe to run from cron)."""
     _check(pipeline, "scan")
-    h = _h()
-    opts = h._call(s3.options_for, [source], endpoint_url, aws_config)
-    report = h._call(
+    opts = call(s3.options_for, [source], endpoint_url, aws_config)
+    report = call(
         ingest.scan,
         source=source,
         state=state,
@@ -189,10 +180,9 @@ def work(
 ) -> None:
     """Claim jobs and load their files into the destination, exactly once each (start several)."""
     _check(pipeline, "work")
-    h = _h()
     # Jobs name their files by URI, so options are resolved up front; local files ignore them.
-    opts = h._call(s3.storage_options, endpoint_url, aws_config)
-    report = h._call(
+    opts = call(s3.storage_options, endpoint_url, aws_config)
+    report = call(
         ingest.work,
         state=state,
         dest=dest,
@@ -222,7 +212,7 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Requeue a FAILED ingest job: the next worker loads it (files already loaded are skipped)."""
-    out = _h()._call(ingest.retry, job, state=state, dest=dest, config=config)
+    out = call(ingest.retry, job, state=state, dest=dest, config=config)
     if as_json:
         typer.echo(json.dumps(out, sort_keys=True))
     else:
@@ -243,9 +233,8 @@ def run(
     config: str | None = None,
 ) -> None:
     """`logroll run ingest`: scan (every new file into a job at once) and load all jobs here."""
-    h = _h()
-    opts = h._call(s3.options_for, [source], endpoint_url, aws_config)
-    report = h._call(
+    opts = call(s3.options_for, [source], endpoint_url, aws_config)
+    report = call(
         ingest.run,
         source=source,
         dest=dest,
@@ -263,7 +252,7 @@ def run(
 
 def status(*, state: str | None, dest: str | None, as_json: bool, config: str | None = None) -> None:
     """`logroll status ingest`: files, jobs, rows, failures."""
-    info = _h()._call(ingest.status, state=state, dest=dest, config=config)
+    info = call(ingest.status, state=state, dest=dest, config=config)
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
@@ -311,11 +300,3 @@ def status(*, state: str | None, dest: str | None, as_json: bool, config: str | 
             f"FAILED job {f['job']} ({f['attempts']} attempt(s)): {f['reason']} — `logroll retry {f['job']}`",
             markup=False,
         )
-
-
-def register(app: typer.Typer, cli_module: ModuleType) -> None:
-    global _cli
-    _cli = cli_module
-    app.command("scan")(scan)
-    app.command("work")(work)
-    app.command("retry")(retry)

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 
 from croniter import croniter
 
-from . import proc
-from .errors import LockedError, LogrollError, UsageError, first_line
-from .urls import redact_url
+from .. import proc
+from ..errors import LockedError, LogrollError, UsageError, first_line
+from ..urls import redact_url
 
 log = logging.getLogger("logroll")
 
@@ -235,9 +235,9 @@ def serve(
     **run_options: Any,
 ) -> int:
     """Run `pipeline` at every `cron` slot until SIGTERM/SIGINT; returns the number of failed runs."""
-    from . import api
-    from .catalog import Catalog
-    from .workspace import open_workspace
+    from .. import api
+    from ..catalog import Catalog
+    from ..workspace import open_workspace
 
     cron = check_cron(cron)
     pipe = api.resolve(pipeline)

@@ -13,8 +13,8 @@ import logging
 import sys
 from typing import IO, Any
 
-from .errors import UsageError
-from .events import PROGRESS_EVENTS
+from ..errors import UsageError
+from ..events import PROGRESS_EVENTS
 
 FORMATS = ("text", "json")
 _OPTIONAL = ("run_id", "uri", "error", "phase", "done", "total", "next_run", "status")

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .events import RunEvent
+from ..events import RunEvent
 
 _PHASES = {"stage": "stage files", "build": "build days"}
 _STEP_EVENTS = {"file_staged", "file_rejected", "file_failed", "day_built", "day_failed"}
