@@ -27,6 +27,8 @@ Backends are imported only when chosen; a missing driver says what to install.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import SchemaMismatch, SinkError, UsageError
 from ..registry import Registry
 from ..urls import scheme as url_scheme
@@ -63,7 +65,7 @@ def is_sink_url(url: str) -> bool:
     return "://" in url and url_scheme(url) in SINKS
 
 
-def open_sink(url: str) -> Sink:
+def open_sink(url: str, **options: Any) -> Sink:
     """The sink for a destination URL (see the table above). Raises UsageError for an unknown
     scheme (with the closest known one) or a driver that is not installed."""
     scheme = url_scheme(url)
@@ -76,4 +78,4 @@ def open_sink(url: str) -> Sink:
             f"unknown destination {url.split('#')[0]!r}: {hint}use postgresql://user@host/db#table, "
             "duckdb:///file.duckdb#table or parquet:///dir/"
         )
-    return SINKS[scheme](url)  # type: ignore[no-any-return]
+    return SINKS[scheme](url, **options)  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..dates import utc_now
-from ..errors import SinkError, UsageError, first_line
+from ..errors import LockedError, SinkError, UsageError, first_line
 from ..quote import ident
 from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
@@ -27,6 +27,7 @@ from .base import (
     check_supported,
     compare_schemas,
     resolve_table,
+    table_rows,
 )
 
 LEDGER = "_logroll_loads"
@@ -140,6 +141,10 @@ class PostgresSink:
         name = resolve_table(table, self.table, self.url)
         with self.transaction() as tx:
             return tx.columns(name)
+
+    def session(self, owner: str, key: str) -> PostgresSession:
+        """This database for one writer only: held by the advisory lock `key` until closed."""
+        return PostgresSession(self, owner, key)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -305,3 +310,64 @@ class PostgresTransaction:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, value, utc_now()),
             )
+
+
+# Text compares byte by byte ("C"), as in SQLite and DuckDB, whatever the database's locale.
+TYPES = {"text": 'text COLLATE "C"', "bigint": "bigint", "double": "double precision", "boolean": "boolean"}
+
+
+class PostgresSession:
+    """A `SqlSession` on the sink's connection (see sinks/base.py)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, sink: PostgresSink, owner: str, key: str):
+        self.sink = sink
+        self._tx: PostgresTransaction | None = None
+        with sink._connection().cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+            got = cur.fetchone()
+        if not got or not got[0]:
+            raise LockedError(f"another `{owner}` is writing to {sink.url}; stop it first")
+
+    def type_name(self, logical: str) -> str:
+        return TYPES[logical]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.sink.transaction() as tx:
+            self._tx = tx
+            try:
+                yield
+            finally:
+                self._tx = None
+
+    def _cursor(self) -> Any:
+        conn = self._tx.conn if self._tx is not None else self.sink._connection()
+        return conn.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return int(cur.rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return list(cur.fetchall())
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        yield self.query(sql, params)
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        with self._cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in table_rows(rows):
+                copy.write_row(row)
+
+    def temp_table_sql(self, name: str, like: str) -> str:
+        return f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS {like} WITH NO DATA"
+
+    def close(self) -> None:
+        self.sink.close()
