@@ -23,7 +23,7 @@ from .events import EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
-from .storage.files import Storage, is_local
+from .storage.files import Storage
 from .units import default_memory_limit
 from .workspace import Workspace, open_workspace
 
@@ -201,4 +201,4 @@ def status(
         catalog.close()
 
 
-__all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]
+__all__ = ["run", "stream", "status", "resolve"]
