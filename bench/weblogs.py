@@ -61,7 +61,7 @@ def measure(cmd: list[str], log: Path, stdin: Path | None = None) -> Measured:
 
 def generate(data: Path, events: int) -> Path:
     """bench/data/weblogs-N/events/events.json, made once (events.json.done marks it complete)."""
-    from logroll.demo_weblogs import event_lines
+    from logroll.demo.weblogs import event_lines
 
     folder = data / f"weblogs-{events}" / "events"
     path = folder / "events.json"

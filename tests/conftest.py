@@ -53,7 +53,7 @@ def impressions_raw(tmp_path: Path) -> Path:
     from logroll import demo
 
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=3, rows=6000)
+    demo.GENERATORS["impressions"](raw, days=3, rows=6000)
     return raw
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from logroll import config
 from logroll.cli import app
 from logroll.errors import ConfigError, LogrollError
-from logroll.pipelines import PRESETS, get_pipeline
+from logroll.pipelines import PRESETS, declare, get_pipeline
 from logroll.pipelines.base import Output
 
 GOOD = """
@@ -221,7 +221,7 @@ def test_unknown_pipeline_suggests_a_close_name(tmp_path):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_round_trips_through_the_yaml_form(name):
     pipe = get_pipeline(name)
-    text = config.dump_yaml([pipe])
+    text = declare.dump_yaml([pipe])
     back = config.parse(text).pipelines[name]
     assert back == pipe
     assert back.signature() == pipe.signature() and back.stage_signature() == pipe.stage_signature()
@@ -229,7 +229,7 @@ def test_every_preset_round_trips_through_the_yaml_form(name):
 
 def test_impressions_and_consolidate_round_trip_together():
     pipes = [get_pipeline("impressions"), get_pipeline("consolidate")]
-    cfg = config.parse(config.dump_yaml(pipes))
+    cfg = config.parse(declare.dump_yaml(pipes))
     assert [cfg.pipelines[p.name] for p in pipes] == pipes
 
 

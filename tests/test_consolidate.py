@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logroll.passthrough import union_columns
+from logroll.engines.passthrough import union_columns
 from logroll.pipelines.consolidate import TIMESTAMP_FORMATS
 
 from conftest import tree_bytes, tree_mtimes
@@ -375,9 +375,9 @@ def test_union_of_columns_does_not_depend_on_file_order(lists, rng):
 )
 def test_detection_and_staging_read_every_accepted_format_alike(value, fmt):
     """What detection (Python) accepts, staging (DuckDB) parses to the same instant."""
-    from logroll import sql
-    from logroll.detect import _parses
+    from logroll.engines import sql
     from logroll.pipelines.consolidate import PIPELINE
+    from logroll.pipelines.detect import _parses
 
     col = PIPELINE.column("timestamp")
     text = value.strftime(fmt)

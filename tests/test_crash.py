@@ -182,7 +182,7 @@ def _late_changes(raw: Path) -> None:
 
 def _scenario(name: str, tmp: Path) -> Scenario:
     source, dest = tmp / f"{name}-raw", tmp / f"{name}-results"
-    demo.impressions(source, days=3, rows=3000)
+    demo.GENERATORS["impressions"](source, days=3, rows=3000)
     pristine, args, last_run = None, MULTI_DAY, 0
     if name == "late":
         first = logroll(source, dest, MULTI_DAY)
@@ -299,7 +299,7 @@ def test_killed_while_forcing_leaves_the_live_parts_intact(tmp_path: Path) -> No
     are being written must not touch the parts the catalog still points at: a later run without
     --force builds from them."""
     source, dest = tmp_path / "raw", tmp_path / "results"
-    demo.impressions(source, days=3, rows=3000)
+    demo.GENERATORS["impressions"](source, days=3, rows=3000)
     assert logroll(source, dest, MULTI_DAY).returncode == 0
     expected = snapshot(dest)
     killed = logroll(source, dest, ("2021-01-30", "--force"), fault="stage.writing_parts:3")

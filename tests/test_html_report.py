@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from logroll.html_report import _script_json, folder_day, layout_regex, reason_kind
+from logroll.htmlreport.charts import script_json
+from logroll.htmlreport.data import folder_day, layout_regex, reason_kind
 
 from conftest import ROOT
 
@@ -141,7 +142,7 @@ def test_report_of_an_empty_state(cli, tmp_path):
 
 
 def test_script_json_cannot_close_the_script():
-    encoded = _script_json({"raw": "</script><script>alert(1)</script> & <!--"})
+    encoded = script_json({"raw": "</script><script>alert(1)</script> & <!--"})
     assert "<" not in encoded and ">" not in encoded and "&" not in encoded
     import json
 

@@ -101,7 +101,7 @@ def test_a_day_larger_than_the_memory_limit_completes_with_the_same_result(tmp_p
 
 def test_parallel_workers_are_fewer_when_the_shared_limit_is_tiny(tmp_path: Path) -> None:
     """DuckDB workers share one limit: two at 32 MB each failed files out of memory."""
-    from logroll.workers import EnginePool
+    from logroll.engines.pool import EnginePool
 
     for limit, asked, got in (("64MB", 2, 1), ("4GB", 2, 2), ("50%", 2, 2)):
         pool = EnginePool("duckdb", tmp_path, memory_limit=limit, threads=None, size=asked)

@@ -10,12 +10,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from logroll import sql
+from logroll.engines import sql
 from logroll.engines.duckdb_engine import DuckDBEngine
+from logroll.engines.pool import EnginePool
+from logroll.engines.projection import needed_columns, referenced_columns
 from logroll.pipelines import get_pipeline
 from logroll.pipelines.base import Column, Output, Pipeline
-from logroll.projection import needed_columns, referenced_columns
-from logroll.workers import EnginePool
 
 from conftest import tree_bytes
 

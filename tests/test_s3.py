@@ -516,7 +516,7 @@ def auth_server(tmp_path_factory):
         raw = tmp_path_factory.mktemp("auth") / "raw"
         from logroll import demo
 
-        demo.impressions(raw, days=1, rows=300, start=DAY)
+        demo.GENERATORS["impressions"](raw, days=1, rows=300, start=DAY)
         upload_tree(s3, bucket, raw)
         users = {}
         for name, policy in (

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from logroll import s3, transformations
 from logroll.errors import ConfigError, SourceNotFound, StorageError, TransientError, UsageError
-from logroll.prefetch import Prefetcher
-from logroll.storage import Storage
+from logroll.pipelines import transformations
+from logroll.storage import s3
+from logroll.storage.files import Storage
+from logroll.storage.prefetch import Prefetcher
 
 SECRET = "never-print-this-0xC0FFEE"
 

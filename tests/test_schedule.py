@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from logroll import schedule as sched
 from logroll.catalog import Catalog
 from logroll.catalog.lock import RunLock
+from logroll.cli import scheduler as sched
 from logroll.errors import RunFailed
 
 UTC = dt.UTC

@@ -75,7 +75,7 @@ def assert_same(tmp: Path, duck, spark) -> None:
 # ---- impressions ---------------------------------------------------------------------------
 def test_impressions_byte_identical_then_rerun_is_nothing_to_do(spark, tmp_path):
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=3, rows=6000)
+    demo.GENERATORS["impressions"](raw, days=3, rows=6000)
     duck, sp = run_both("impressions", raw, tmp_path)
     assert sp.engine == "spark" and len(sp.partitions_built) == 4  # 3 days + early rows of a 4th
     assert sp.rows_rejected > 0 and sp.duplicates > 0
@@ -91,7 +91,7 @@ def test_days_staged_by_duckdb_are_rebuilt_by_spark_after_late_data(spark, tmp_p
     """The catalog and the parts are shared: DuckDB stages and builds, a late file arrives,
     Spark stages it and rebuilds the day it belongs to; the result equals DuckDB's."""
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=2, rows=3000)
+    demo.GENERATORS["impressions"](raw, days=2, rows=3000)
     dest = tmp_path / "mixed"
     first = api.run("impressions", "2021-01-29", source=str(raw), dest=str(dest), engine="duckdb")
     assert first.partitions_built == ["2021-01-29"]
@@ -117,7 +117,7 @@ def test_user_declared_pipeline_from_yaml(spark, tmp_path):
     example = Path(__file__).resolve().parents[1] / "examples" / "logroll.yaml"
     pipe = config.load(example).pipeline("device_users")
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=2, rows=3000)
+    demo.GENERATORS["impressions"](raw, days=2, rows=3000)
     duck, sp = run_both(pipe, raw, tmp_path)
     assert_same(tmp_path, duck, sp)
 
@@ -284,7 +284,7 @@ def test_parallel_workers_share_one_spark_application(spark, tmp_path):
     """--parallel 2: two engines build days at once, each in a Spark session of its own (their
     `rows` views must not meet), on the one SparkContext."""
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=3, rows=3000)
+    demo.GENERATORS["impressions"](raw, days=3, rows=3000)
     duck = api.run("impressions", source=str(raw), dest=str(tmp_path / "duckdb"), engine="duckdb")
     sp = api.run("impressions", source=str(raw), dest=str(tmp_path / "spark"), engine="spark", parallel=2)
     assert len(sp.partitions_built) == 4

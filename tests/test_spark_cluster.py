@@ -127,7 +127,7 @@ def cluster(tmp_path_factory):
 
 def test_run_on_a_standalone_cluster_matches_duckdb(cluster, tmp_path):
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=2, rows=3000)
+    demo.GENERATORS["impressions"](raw, days=2, rows=3000)
     api.run("impressions", "2021-01-30", source=str(raw), dest=str(tmp_path / "duckdb"))
     r = run_cli(
         "run", "impressions", "2021-01-30", "--source", str(raw), "--dest", str(tmp_path / "spark"),
@@ -145,7 +145,7 @@ def test_run_on_a_standalone_cluster_matches_duckdb(cluster, tmp_path):
 
 def test_master_without_room_for_an_executor_fails_in_time(cluster, tmp_path):
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=1, rows=300)
+    demo.GENERATORS["impressions"](raw, days=1, rows=300)
     started = time.monotonic()
     r = run_cli(
         "run", "impressions", "2021-01-29", "--source", str(raw), "--dest", str(tmp_path / "out"),
@@ -161,7 +161,7 @@ def test_master_without_room_for_an_executor_fails_in_time(cluster, tmp_path):
 # ---- one-line errors, exit 2, no JVM started ----------------------------------------------------
 @pytest.fixture
 def raw(tmp_path) -> Path:
-    demo.impressions(tmp_path / "raw", days=1, rows=100)
+    demo.GENERATORS["impressions"](tmp_path / "raw", days=1, rows=100)
     return tmp_path / "raw"
 
 
@@ -264,7 +264,7 @@ def test_killed_mid_build_leaves_no_jvm_and_a_rerun_converges(tmp_path):
     """SIGKILL after Spark computed the day, before publishing; the JVM goes with the driver, and a
     rerun (here on DuckDB: the state is shared) writes exactly the reference outputs."""
     raw = tmp_path / "raw"
-    demo.impressions(raw, days=1, rows=600)
+    demo.GENERATORS["impressions"](raw, days=1, rows=600)
     api.run("impressions", "2021-01-29", source=str(raw), dest=str(tmp_path / "reference"))
     dest = tmp_path / "out"
     killed = run_cli(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from logroll import sql
+from logroll.engines import sql
+from logroll.engines.transpile import spark_type, to_spark
 from logroll.errors import ConfigError
 from logroll.pipelines import get_pipeline
-from logroll.transpile import spark_type, to_spark
 
 ROWS = {"rows": {"user": "VARCHAR", "timestamp": "TIMESTAMP", "action": "VARCHAR"}}
 
@@ -35,7 +35,7 @@ def test_the_rewrite_keeps_duckdb_semantics():
     )
     import sqlglot
 
-    from logroll.transpile import _expand_stars, _unnest_struct_columns
+    from logroll.engines.transpile import _expand_stars, _unnest_struct_columns
 
     tree = _expand_stars(sqlglot.parse_one(q, read="duckdb"), {k: dict(v) for k, v in ROWS.items()})
     rewritten = tree.transform(_unnest_struct_columns).sql(dialect="duckdb")

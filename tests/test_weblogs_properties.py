@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logroll.engines.sql import typed_expr
 from logroll.pipelines import get_pipeline
-from logroll.sql import typed_expr
 from weblogs_reference import parse_timestamp, url_levels
 
 PIPE = get_pipeline("weblogs")

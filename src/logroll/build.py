@@ -13,7 +13,7 @@ from .catalog.store import Catalog, PartRow
 from .engines.base import Engine
 from .pipelines.base import Pipeline
 from .publish import publish
-from .storage import Storage
+from .storage.files import Storage
 
 
 def fingerprint(pipeline: Pipeline, parts: list[PartRow]) -> str:
@@ -110,7 +110,7 @@ def build_day(
         for out in pipeline.outputs:
             local, rows = outcome.outputs[out.name]
             rel = out.render_path(date, pipeline.params)
-            if hasattr(dest, "publish_output"):  # a database: the output is a table (sinks/destination.py)
+            if dest.tables:  # a database: the output is a table (sinks/destination.py)
                 rel, sha, did_write = dest.publish_output(out, date, local, recorded.get(f"{out.name}/{day}"))
             else:
                 sha, did_write = publish(dest, local, rel, recorded.get(rel))

@@ -11,6 +11,11 @@ from .errors import UsageError
 DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%m/%d/%Y")
 
 
+def utc_now() -> dt.datetime:
+    """Now in UTC as a naive datetime: what the catalog, the sinks and the stream store record."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def parse_date(text: str | dt.date) -> dt.date:
     """Parse YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or MM/DD/YYYY into a date."""
     if isinstance(text, dt.datetime):

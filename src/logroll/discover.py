@@ -8,7 +8,7 @@ from typing import Any
 
 from .dates import day_range
 from .pipelines.base import Pipeline
-from .storage import FileVersion, Storage
+from .storage.files import FileVersion, Storage
 
 
 def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int) -> list[str]:

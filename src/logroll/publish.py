@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from .storage import Storage, sha256_file
+from .storage.files import Storage, sha256_file
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 

@@ -17,15 +17,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import detect, faults, passthrough
-from .engines.duckdb_engine import DuckDBEngine
+from . import faults
+from .engines import passthrough
+from .engines.base import Engine
+from .errors import FileRejected
+from .pipelines import detect
 from .pipelines.base import Pipeline
 
 QUARANTINE_COLUMNS = ("source_file", "line", "reason", "raw_line")
-
-
-class FileRejected(Exception):
-    """The whole file cannot be used (e.g. its header lacks a required column)."""
 
 
 @dataclass
@@ -126,7 +125,7 @@ def locate(
 
 
 def stage_csv(
-    engine: DuckDBEngine,
+    engine: Engine,
     path: Path,
     source_uri: str,
     version: str,
@@ -207,3 +206,24 @@ def whole_file_quarantine(root: Path, name: str, source_uri: str, reason: str, h
         }
     )
     return write_quarantine(table, root, name)
+
+
+def stage_jsonl(
+    engine: Engine,
+    path: Path,
+    source_uri: str,
+    version: str,
+    pipeline: Pipeline,
+    staged_root: Path,
+    quarantine_root: Path,
+    quarantine_name: str,
+) -> Staged:
+    """Stage one JSON-lines file version (the counterpart of stage_csv)."""
+    part_dir = part_dir_for(staged_root, source_uri, version)
+    target = quarantine_root / f"{quarantine_name}.rejects.csv"
+    result = engine.stage_jsonl(path, source_uri, pipeline, part_dir, target)
+    faults.point("stage.parts_written")
+    quarantine = str(target) if result.rows_rejected else None
+    return Staged(
+        result.rows_read, result.rows_valid, result.rows_rejected, result.parts, quarantine, part_dir
+    )

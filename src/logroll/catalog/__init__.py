@@ -1,3 +1,3 @@
-from .store import Catalog, redact_url
+from .store import Catalog
 
-__all__ = ["Catalog", "redact_url"]
+__all__ = ["Catalog"]

@@ -8,7 +8,6 @@ heartbeat older than `ttl` seconds frees the lock.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import random
@@ -22,7 +21,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..dates import utc_now
 from ..errors import LockedError
+from ..proc import pid_alive
 from . import schema as s
 from .store import Catalog
 
@@ -31,28 +32,6 @@ log = logging.getLogger("logroll")
 # A live holder beats every HEARTBEAT seconds; a lock not beaten for TTL seconds is free.
 HEARTBEAT = 15.0
 TTL = 120.0
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (a zombie counts as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, alive
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            # "pid (comm) state ...": comm may hold spaces and parentheses, so split at the last ')'.
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def lock_name(pipeline: str) -> str:
@@ -73,7 +52,7 @@ def holder(catalog: Catalog, name: str) -> dict[str, Any] | None:
 
 def _stale(row: dict[str, Any], ttl: float) -> str | None:
     """Why a holder is known dead, or None when it may still be running."""
-    age = (_now() - row["heartbeat_at"]).total_seconds()
+    age = (utc_now() - row["heartbeat_at"]).total_seconds()
     if age > ttl:
         return f"no heartbeat for {age:.0f}s"
     if row["host"] == socket.gethostname() and not pid_alive(int(row["pid"])):
@@ -82,12 +61,12 @@ def _stale(row: dict[str, Any], ttl: float) -> str | None:
 
 
 def describe(row: dict[str, Any]) -> str:
-    age = max(0.0, (_now() - row["heartbeat_at"]).total_seconds())
+    age = max(0.0, (utc_now() - row["heartbeat_at"]).total_seconds())
     started = row["started_at"].strftime("%Y-%m-%d %H:%M:%S")
     return f"pid {row['pid']} on {row['host']} since {started} UTC, last heartbeat {age:.0f}s ago"
 
 
-class _Contended(Exception):
+class _Contended(LockedError):
     """Lost a compare-and-swap race; the caller looks again."""
 
 
@@ -155,7 +134,7 @@ class RunLock:
 
     def _try_acquire(self) -> dict[str, Any] | None:
         """None when the lock is now ours, else the live holder's row."""
-        now = _now()
+        now = utc_now()
         mine = dict(
             token=self.token, pid=os.getpid(), host=socket.gethostname(), started_at=now, heartbeat_at=now
         )
@@ -196,7 +175,7 @@ class RunLock:
                     n = conn.execute(
                         update(s.locks)
                         .where(s.locks.c.name == self.name, s.locks.c.token == self.token)
-                        .values(heartbeat_at=_now())
+                        .values(heartbeat_at=utc_now())
                     ).rowcount
             except OperationalError as exc:  # a busy catalog: the next beat tries again
                 log.debug("lock heartbeat failed: %s", exc)

@@ -6,9 +6,7 @@ same commit that records the new version, so a crash leaves either the old state
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,19 +17,10 @@ from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
-from ..errors import UsageError
+from ..dates import utc_now
+from ..errors import UsageError, first_line
+from ..urls import redact_url
 from . import schema as s
-
-_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
-
-
-def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
-    return _PASSWORD.sub(r"\1***\3", str(url))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _sqlite_url(path: str) -> str:
@@ -76,7 +65,7 @@ class Catalog:
                     time.sleep(0.1 * (attempt + 1))
                     continue
                 raise UsageError(
-                    f"cannot open state {redact_url(url)}: {str(exc.orig).splitlines()[0]}; check --state"
+                    f"cannot open state {redact_url(url)}: {first_line(exc.orig)}; check --state"
                 ) from None
 
     def __repr__(self) -> str:
@@ -127,7 +116,7 @@ class Catalog:
                     status="staged",
                     error=None,
                     quarantine=quarantine,
-                    staged_at=_now(),
+                    staged_at=utc_now(),
                     run_id=run_id,
                     **counts,
                 ),
@@ -168,7 +157,7 @@ class Catalog:
                     version=version,
                     status=status,
                     error=error,
-                    staged_at=_now(),
+                    staged_at=utc_now(),
                     run_id=run_id,
                     rows_read=0,
                     rows_valid=0,
@@ -238,7 +227,7 @@ class Catalog:
                 fingerprint=fingerprint,
                 outputs=json.dumps(outputs, sort_keys=True),
                 error=None,
-                built_at=_now(),
+                built_at=utc_now(),
                 run_id=run_id,
                 **counts,
             ),
@@ -255,7 +244,7 @@ class Catalog:
         with self.engine.begin() as conn:
             return int(
                 conn.execute(
-                    insert(s.runs).values(pipeline=pipeline, started_at=_now(), status="running")
+                    insert(s.runs).values(pipeline=pipeline, started_at=utc_now(), status="running")
                 ).inserted_primary_key[0]
             )
 
@@ -270,7 +259,9 @@ class Catalog:
             dead = [int(r.id) for r in conn.execute(query)]
             if dead:
                 conn.execute(
-                    update(s.runs).where(s.runs.c.id.in_(dead)).values(status="crashed", finished_at=_now())
+                    update(s.runs)
+                    .where(s.runs.c.id.in_(dead))
+                    .values(status="crashed", finished_at=utc_now())
                 )
         return dead
 
@@ -280,7 +271,9 @@ class Catalog:
                 update(s.runs)
                 .where(s.runs.c.id == run_id)
                 .values(
-                    finished_at=_now(), status=status, report=json.dumps(report, sort_keys=True, default=str)
+                    finished_at=utc_now(),
+                    status=status,
+                    report=json.dumps(report, sort_keys=True, default=str),
                 )
             )
 

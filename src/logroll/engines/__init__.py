@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .base import BuildOutcome, Engine, StageOutcome
+from ..registry import Registry
+from .base import BuildOutcome, Engine, StagedFile, StagedJsonl
 
-ENGINES = ("duckdb", "spark")
+# Importing an engine's module needs no optional package: the Spark engine checks for pyspark
+# (and Java, and the master) itself and says `pip install 'logroll[spark]'` when it is missing.
+ENGINES = Registry(
+    "engine",
+    {
+        "duckdb": "logroll.engines.duckdb_engine:DuckDBEngine",
+        "spark": "logroll.engines.spark_engine:SparkEngine",
+    },
+    extras={"spark": "spark"},
+)
 
-__all__ = ["BuildOutcome", "Engine", "StageOutcome", "make_engine", "engine_settings", "ENGINES"]
+__all__ = ["BuildOutcome", "Engine", "StagedFile", "StagedJsonl", "make_engine", "engine_settings", "ENGINES"]
 
 
 def make_engine(name: str, work_dir: Path, **options: Any) -> Engine:
-    if name == "duckdb":
-        from .duckdb_engine import DuckDBEngine
-
-        return DuckDBEngine(work_dir, **options)
-    if name == "spark":
-        # Importing this module needs no pyspark; the engine checks for it (and Java, and the
-        # master) and says `pip install 'logroll[spark]'` when it is missing.
-        from .spark_engine import SparkEngine
-
-        return SparkEngine(work_dir, **options)
-    raise _unknown(name)
+    if name not in ENGINES:
+        raise _unknown(name)
+    return ENGINES[name](work_dir, **options)  # type: ignore[no-any-return]
 
 
 def engine_settings(
@@ -44,6 +45,5 @@ def engine_settings(
 
 
 def _unknown(name: str) -> UsageError:
-    close = difflib.get_close_matches(name, ENGINES, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = ENGINES.hint(name)
     return UsageError(f"unknown engine {name!r}: {hint}choose one of {', '.join(ENGINES)}")

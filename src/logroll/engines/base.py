@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+import pyarrow as pa
 
 from ..pipelines.base import Pipeline
 
 
 @dataclass
-class StageOutcome:
-    rows_read: int = 0
-    rows_valid: int = 0
-    rows_rejected: int = 0
+class StagedFile:
+    """A CSV file staged: its valid rows as parts; its rejects for the caller to quarantine
+    (stage.stage_csv finds each semantic reject's line and raw text)."""
+
+    rows_valid: int
     # event day (YYYY-MM-DD) -> (rows, path glob of the staged Parquet part)
-    parts: dict[str, tuple[int, str]] = field(default_factory=dict)
-    # rejected rows as (line, reason, raw); written to the quarantine by the caller
-    quarantine_file: Path | None = None
+    parts: dict[str, tuple[int, str]]
+    structural: pa.Table  # line, reason, raw: rows the CSV reader could not read
+    semantic: pa.Table  # __ord, reason: rows read whose values break the declaration
+
+
+@dataclass
+class StagedJsonl:
+    """A JSON-lines file staged: its parts, its rejects already written to the quarantine file."""
+
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    parts: dict[str, tuple[int, str]]
 
 
 @dataclass
@@ -39,11 +52,11 @@ class Engine(Protocol):
     name: str
 
     # staging: one file version -> parts (duckdb_engine.DuckDBEngine; SparkEngine delegates)
-    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> Any: ...
+    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile: ...
 
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
-    ) -> Any: ...
+    ) -> StagedJsonl: ...
 
     # building: one event day's parts -> outputs, in the pipeline's SQL (DuckDB dialect)
     def build_day(

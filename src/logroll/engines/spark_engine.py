@@ -21,14 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .. import sql
+from ..errors import BuildError
 from ..pipelines.base import Pipeline
-from ..projection import needed_columns
-from ..transpile import spark_type, to_spark
-from ..writer import write_output
-from . import spark_session
-from .base import BuildOutcome
+from ..units import DEFAULT_MEMORY_LIMIT
+from . import spark_session, sql
+from .base import BuildOutcome, StagedFile, StagedJsonl
 from .duckdb_engine import DuckDBEngine, output_columns
+from .projection import needed_columns
+from .transpile import spark_type, to_spark
+from .writer import write_output
 
 
 class _Shared:
@@ -63,7 +64,7 @@ class SparkEngine:
     def __init__(
         self,
         work_dir: Path,
-        memory_limit: str = "2GB",
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["spark"],
         threads: int | None = None,
         master: str | None = None,
         conf: list[str] | dict[str, str] | None = None,
@@ -80,11 +81,14 @@ class SparkEngine:
         self.stager = DuckDBEngine(work_dir, memory_limit=memory_limit, threads=threads)
         self._spark: Any = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Staging is DuckDB's on the driver (see the module docstring): every stage_* method.
-        if name.startswith("stage") or name.startswith("_write_parts"):
-            return getattr(self.__dict__["stager"], name)
-        raise AttributeError(name)
+    # Staging is DuckDB's on the driver (see the module docstring).
+    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
+        return self.stager.stage_csv(path, header, pipeline, part_dir)
+
+    def stage_jsonl(
+        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+    ) -> StagedJsonl:
+        return self.stager.stage_jsonl(path, source_uri, pipeline, part_dir, quarantine_file)
 
     @property
     def con(self) -> Any:
@@ -159,7 +163,7 @@ class SparkEngine:
                 names, types = shapes[out.name]
                 result = spark.sql(to_spark(out.sql, rows_schema))
                 if len(result.columns) != len(names):
-                    raise RuntimeError(
+                    raise BuildError(
                         f"output {out.name!r}: Spark made {len(result.columns)} columns where DuckDB "
                         f"makes {len(names)}; report this with the output's SQL"
                     )

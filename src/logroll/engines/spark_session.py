@@ -17,7 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
+from ..units import DEFAULT_MEMORY_LIMIT, parse_size, percent
 
 INSTALL_HINT = "pip install 'logroll[spark]'"
 DEFAULT_MASTER = "local[*]"
@@ -176,13 +177,14 @@ def parse_conf(items: list[str] | dict[str, str] | None) -> dict[str, str]:
 
 def spark_memory(limit: str) -> str:
     """DuckDB-style '2GB' / '512MB' / '50%' (of RAM) as a JVM size ('2g', '512m')."""
-    pct = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", limit)
-    if pct:
+    pct = percent(limit)
+    if pct is not None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return f"{max(256, int(total * float(pct.group(1)) / 100 / 2**20))}m"
+        return f"{max(256, int(total * pct / 100 / 2**20))}m"
+    size = parse_size(limit)  # the one parser says what a bad size is
     m = re.fullmatch(r"\s*(\d+)\s*([kmgt]i?b?)?\s*", limit.lower())
-    if not m:
-        raise UsageError(f"--memory-limit {limit!r}: use a size like 2GB or 512MB")
+    if not m:  # e.g. 1.5GB: the JVM takes whole numbers only
+        return f"{max(1, size // 2**20)}m"
     unit = (m.group(2) or "m")[0]
     return f"{m.group(1)}{unit}"
 
@@ -239,7 +241,7 @@ def open_session(
     master: str | None,
     conf: dict[str, str],
     work_dir: Path,
-    memory_limit: str = "2GB",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT["spark"],
     threads: int | None = None,
     executor_timeout: float = EXECUTOR_TIMEOUT,
 ) -> SessionHandle:
@@ -277,7 +279,7 @@ def open_session(
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: Py4J/PySpark errors are pages long
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UsageError(
             f"Spark did not start on {master}: {first}; check --master, --conf and Java"
         ) from None

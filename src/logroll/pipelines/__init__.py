@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from ..errors import UsageError
+from ..registry import Registry
 from .base import Column, Output, Pipeline
 
-PRESETS: dict[str, str] = {
-    "impressions": "logroll.pipelines.impressions",
-    "consolidate": "logroll.pipelines.consolidate",
-    "weblogs": "logroll.pipelines.weblogs",
-}
+# A preset module holds PIPELINE, and STREAM when it can run as a stream.
+PRESETS = Registry(
+    "pipeline",
+    {
+        "impressions": "logroll.pipelines.impressions:PIPELINE",
+        "consolidate": "logroll.pipelines.consolidate:PIPELINE",
+        "weblogs": "logroll.pipelines.weblogs:PIPELINE",
+    },
+)
 
 __all__ = ["Column", "Output", "Pipeline", "PRESETS", "get_pipeline", "available"]
 
@@ -26,8 +28,7 @@ def get_pipeline(name: str, declared: dict[str, Pipeline] | None = None) -> Pipe
     if declared and name in declared:
         return declared[name]
     if name in PRESETS:
-        return importlib.import_module(PRESETS[name]).PIPELINE
+        return PRESETS[name]  # type: ignore[no-any-return]
     names = available(declared)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = PRESETS.hint(name, names)
     raise UsageError(f"unknown pipeline {name!r}: {hint}known pipelines: {', '.join(names)}")

@@ -8,9 +8,9 @@ hourly bucket with the same expressions (see streaming/). The SQL uses only func
 
 from __future__ import annotations
 
-from ..sql import ident
-from ..streaming.spec import StreamSpec
+from ..quote import ident
 from .base import Column, Output, Pipeline
+from .stream import StreamSpec
 
 TIMESTAMP_FORMAT = "%d/%m/%Y %H:%M:%S"
 

@@ -27,24 +27,30 @@ Backends are imported only when chosen; a missing driver says what to install.
 
 from __future__ import annotations
 
-import difflib
-import importlib
+from typing import Any
 
-from ..errors import UsageError
-from .base import Data, LoadRecord, LoadResult, SchemaMismatch, Sink, SinkError, Transaction, as_reader
+from ..errors import SchemaMismatch, SinkError, UsageError
+from ..registry import Registry
+from ..urls import scheme as url_scheme
+from .base import Data, LoadRecord, LoadResult, Sink, Transaction, as_reader
 
-SCHEMES: dict[str, tuple[str, str, str | None]] = {
-    # scheme: (module, class, pip extra that provides its driver)
-    "postgresql": ("logroll.sinks.postgres", "PostgresSink", "postgres"),
-    "postgres": ("logroll.sinks.postgres", "PostgresSink", "postgres"),
-    "duckdb": ("logroll.sinks.duckdb", "DuckDBSink", None),
-    "parquet": ("logroll.sinks.parquet", "ParquetSink", None),
-}
+SINKS = Registry(
+    "destination",
+    {
+        "postgresql": "logroll.sinks.postgres:PostgresSink",
+        "postgres": "logroll.sinks.postgres:PostgresSink",
+        "duckdb": "logroll.sinks.duckdb:DuckDBSink",
+        "parquet": "logroll.sinks.parquet:ParquetSink",
+    },
+    extras={"postgresql": "postgres", "postgres": "postgres"},
+    missing="{name}:// destinations need {module}: {hint}",
+)
 
 __all__ = [
     "Data",
     "LoadRecord",
     "LoadResult",
+    "SINKS",
     "SchemaMismatch",
     "Sink",
     "SinkError",
@@ -56,27 +62,20 @@ __all__ = [
 
 
 def is_sink_url(url: str) -> bool:
-    return url.split("://", 1)[0].lower() in SCHEMES if "://" in url else False
+    return "://" in url and url_scheme(url) in SINKS
 
 
-def open_sink(url: str) -> Sink:
+def open_sink(url: str, **options: Any) -> Sink:
     """The sink for a destination URL (see the table above). Raises UsageError for an unknown
     scheme (with the closest known one) or a driver that is not installed."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = url_scheme(url)
     if scheme.startswith("postgresql+") or scheme.startswith("postgres+"):
         scheme = "postgresql"
         url = "postgresql://" + url.split("://", 1)[1]
-    if scheme not in SCHEMES:
-        close = difflib.get_close_matches(scheme, SCHEMES, n=1)
-        hint = f"did you mean {close[0]}://? " if close else ""
+    if scheme not in SINKS:
+        hint = SINKS.hint(scheme, shown="{}://")
         raise UsageError(
             f"unknown destination {url.split('#')[0]!r}: {hint}use postgresql://user@host/db#table, "
             "duckdb:///file.duckdb#table or parquet:///dir/"
         )
-    module, cls, extra = SCHEMES[scheme]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        hint = f"pip install 'logroll[{extra}]'" if extra else "reinstall logroll"
-        raise UsageError(f"{scheme}:// destinations need {exc.name or 'a driver'}: {hint}") from None
-    return getattr(mod, cls)(url)  # type: ignore[no-any-return]
+    return SINKS[scheme](url, **options)  # type: ignore[no-any-return]

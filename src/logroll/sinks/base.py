@@ -17,24 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-from ..errors import LogrollError, UsageError
+from ..errors import SchemaMismatch, UsageError
 
 # Anything a sink accepts as rows.
 Data = (
     pa.Table | pa.RecordBatch | pa.RecordBatchReader | Iterable[pa.RecordBatch] | str | Path | Sequence[Path]
 )
-
-
-class SinkError(LogrollError):
-    """A destination could not be written (connection, permissions, lock)."""
-
-
-class SchemaMismatch(LogrollError):
-    """Rows whose columns or types differ from the destination table's; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +83,48 @@ class Transaction(Protocol):
 
     # PostgreSQL and DuckDB transactions also have `execute(sql, params)`: a statement of your
     # own (e.g. bookkeeping in the same database) that commits with the rows.
+
+
+class SqlSession(Protocol):
+    """A database held open by one writer (a stream) for statements of its own, in the database's
+    dialect with `?` placeholders; every `transaction()` block commits whole or not at all.
+
+    Made by `PostgresSink.session`, `DuckDBSink.session` and `sinks.sqlite.SQLiteSession`."""
+
+    dialect: str  # "sqlite", "postgresql" or "duckdb"
+
+    def type_name(self, logical: str) -> str:
+        """The column type for "text", "bigint", "double" or "boolean" (text compares bytewise)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the rows it changed (-1 when unknown)."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query, `size` at a time (at least one list, maybe empty)."""
+        ...
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        """Insert Arrow rows (columns in the table's order) into `table`."""
+        ...
+
+    def temp_table_sql(self, name: str, like: str) -> str:
+        """CREATE a temporary table `name` with the columns of the query `like`, empty at each commit."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def table_rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    """Arrow rows as Python tuples (a micro-batch is small)."""
+    return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
 
 
 class Sink(Protocol):
@@ -214,18 +248,11 @@ def check_supported(schema: pa.Schema, url: str) -> None:
             )
 
 
-def local_path(rest: str) -> str:
-    """The file path of `scheme:///path` (`rest` is what follows `scheme://`): relative after three
-    slashes, absolute after four, as in SQLAlchemy's sqlite URLs."""
-    if rest.startswith("/"):
-        rest = rest[1:]
-    return str(Path(rest).expanduser()) if rest else ""
+class DatabaseSink(Sink, Protocol):
+    """A sink that is a database (PostgreSQL, DuckDB): it can also be held by one writer for
+    statements of its own, as a stream's tables are (streaming/store.py)."""
 
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    def session(self, owner: str, key: str) -> SqlSession:
+        """The database for `owner` alone (e.g. "logroll stream weblogs"), locked by `key` until
+        the session closes; another writer gets a LockedError naming `owner`."""
+        ...

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import ConfigError, UsageError
 from ..pipelines.base import Output, Pipeline
-from ..storage import sha256_file
+from ..storage.files import sha256_file
 from . import open_sink
 from .parquet import ParquetSink
 
@@ -35,6 +35,7 @@ class TableDestination:
 
     local = False
     is_s3 = False
+    tables = True  # each output is a table (Storage: a file)
 
     def __init__(self, url: str):
         self.sink = open_sink(url)

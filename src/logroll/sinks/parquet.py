@@ -27,7 +27,9 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..dates import utc_now
 from ..errors import UsageError
+from ..urls import local_path
 from .base import (
     Data,
     LoadRecord,
@@ -35,8 +37,6 @@ from .base import (
     as_reader,
     check_supported,
     compare_schemas,
-    local_path,
-    now_utc,
 )
 
 META = b"logroll"  # key of the JSON {source, version, rows, loaded_at} in each loaded file
@@ -136,7 +136,7 @@ def _record(path: Path, table: str) -> LoadRecord | None:
 class ParquetTransaction:
     def __init__(self, sink: ParquetSink):
         self.sink = sink
-        self.loaded_at = now_utc()
+        self.loaded_at = utc_now()
         self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
         self._replaced: list[Path] = []
         self._locks: list[IO[bytes]] = []
@@ -229,7 +229,7 @@ class ParquetTransaction:
         d.mkdir(parents=True, exist_ok=True)
         final = d / f"{_h(key, 24)}.json"
         tmp = d / f".{final.name}-{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(json.dumps({"key": key, "value": value, "updated_at": now_utc().isoformat()}))
+        tmp.write_text(json.dumps({"key": key, "value": value, "updated_at": utc_now().isoformat()}))
         self._pending.append((tmp, final))
 
     def commit(self) -> None:

@@ -10,26 +10,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg  # an ImportError here becomes open_sink's "pip install 'logroll[postgres]'"
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..catalog import redact_url
-from ..errors import UsageError
-from ..sql import ident
+from ..dates import utc_now
+from ..errors import LockedError, SinkError, UsageError, first_line
+from ..quote import ident
+from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
     Data,
     LoadRecord,
     LoadResult,
-    SinkError,
     as_reader,
     check_supported,
     compare_schemas,
-    now_utc,
-    one_line,
     resolve_table,
+    table_rows,
 )
 
 LEDGER = "_logroll_loads"
@@ -81,27 +79,10 @@ def _arrow_type(data_type: str, precision: int | None, scale: int | None) -> pa.
     )
 
 
-def connect_url(url: str) -> tuple[str, str | None]:
-    """(libpq conninfo URL without the #fragment, the fragment)."""
-    parts = urlsplit(url)
-    scheme = "postgresql"
-    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, "")), (parts.fragment or None)
-
-
 def same_database(a: str, b: str) -> bool:
     """Whether two PostgreSQL URLs (any driver suffix, #fragment ignored) name one database."""
-
-    def key(url: str) -> tuple[str, ...]:
-        from psycopg.conninfo import conninfo_to_dict
-
-        info = conninfo_to_dict(connect_url(url.replace("+psycopg", "", 1))[0])
-        return tuple(
-            str(info.get(k) or d)
-            for k, d in (("host", "localhost"), ("port", "5432"), ("dbname", ""), ("user", ""))
-        )
-
     try:
-        return key(a) == key(b)
+        return postgres_key(a) == postgres_key(b)
     except psycopg.Error:
         return False
 
@@ -110,7 +91,7 @@ class PostgresSink:
     """`postgresql://user@host:port/db#table` (the fragment may be `schema.table`)."""
 
     def __init__(self, url: str):
-        self._conninfo, self.table = connect_url(url)
+        self._conninfo, self.table = postgres_conninfo(url)
         self.url = redact_url(url)
         self._conn: psycopg.Connection[Any] | None = None
         with self.transaction() as tx:
@@ -127,7 +108,7 @@ class PostgresSink:
                 # Autocommit outside `transaction()`: a transaction is exactly one `with` block.
                 self._conn = psycopg.connect(self._conninfo, connect_timeout=15, autocommit=True)
             except psycopg.Error as exc:
-                raise SinkError(f"cannot connect to {self.url}: {one_line(exc)}; check the URL") from None
+                raise SinkError(f"cannot connect to {self.url}: {first_line(exc)}; check the URL") from None
         return self._conn
 
     @contextlib.contextmanager
@@ -160,6 +141,10 @@ class PostgresSink:
         name = resolve_table(table, self.table, self.url)
         with self.transaction() as tx:
             return tx.columns(name)
+
+    def session(self, owner: str, key: str) -> PostgresSession:
+        """This database for one writer only: held by the advisory lock `key` until closed."""
+        return PostgresSession(self, owner, key)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -296,7 +281,7 @@ class PostgresTransaction:
                 f"INSERT INTO {ident(LEDGER)} (table_name, source, version, rows, loaded_at) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (table_name, source) DO UPDATE SET "
                 "version = excluded.version, rows = excluded.rows, loaded_at = excluded.loaded_at",
-                (name, source, version, rows, now_utc()),
+                (name, source, version, rows, utc_now()),
             )
         return LoadResult("loaded", rows, previous)
 
@@ -323,5 +308,66 @@ class PostgresTransaction:
             cur.execute(
                 f"INSERT INTO {ident(STATE)} (key, value, updated_at) VALUES (%s, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, now_utc()),
+                (key, value, utc_now()),
             )
+
+
+# Text compares byte by byte ("C"), as in SQLite and DuckDB, whatever the database's locale.
+TYPES = {"text": 'text COLLATE "C"', "bigint": "bigint", "double": "double precision", "boolean": "boolean"}
+
+
+class PostgresSession:
+    """A `SqlSession` on the sink's connection (see sinks/base.py)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, sink: PostgresSink, owner: str, key: str):
+        self.sink = sink
+        self._tx: PostgresTransaction | None = None
+        with sink._connection().cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+            got = cur.fetchone()
+        if not got or not got[0]:
+            raise LockedError(f"another `{owner}` is writing to {sink.url}; stop it first")
+
+    def type_name(self, logical: str) -> str:
+        return TYPES[logical]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.sink.transaction() as tx:
+            self._tx = tx
+            try:
+                yield
+            finally:
+                self._tx = None
+
+    def _cursor(self) -> Any:
+        conn = self._tx.conn if self._tx is not None else self.sink._connection()
+        return conn.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return int(cur.rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return list(cur.fetchall())
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        yield self.query(sql, params)
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        with self._cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in table_rows(rows):
+                copy.write_row(row)
+
+    def temp_table_sql(self, name: str, like: str) -> str:
+        return f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS {like} WITH NO DATA"
+
+    def close(self) -> None:
+        self.sink.close()

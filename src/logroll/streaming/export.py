@@ -17,10 +17,10 @@ from typing import Any
 import pyarrow.csv as pacsv
 
 from .. import faults
+from ..engines.writer import write_output
 from ..pipelines.base import Pipeline
+from ..pipelines.stream import StreamSpec
 from ..publish import keep_quarantine, publish
-from ..writer import write_output
-from .spec import StreamSpec
 from .store import QUARANTINE_DAY, Store
 
 log = logging.getLogger("logroll")

@@ -11,7 +11,6 @@ their key. SIGINT and SIGTERM close the open micro-batch, commit it and exit 0.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -24,13 +23,15 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from .. import faults, jsonl
-from ..catalog import redact_url
-from ..errors import ConfigError, UsageError
+from .. import faults, proc
+from ..engines import jsonl
+from ..errors import ConfigError, Rotated, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
-from .source import FollowSource, Rotated, StdinSource
-from .spec import StreamSpec
-from .stager import Stager
+from ..pipelines.stream import StreamSpec
+from ..urls import redact_url
+from ..urls import scheme as url_scheme
+from .source import FollowSource, StdinSource
+from .stager import StreamStager
 from .store import Layout, Store
 
 log = logging.getLogger("logroll")
@@ -79,10 +80,9 @@ class StreamReport:
 
 
 def stream_spec(pipeline: Pipeline) -> StreamSpec:
-    module = PRESETS.get(pipeline.name)
-    spec = getattr(importlib.import_module(module), "STREAM", None) if module else None
+    spec = getattr(PRESETS.module(pipeline.name), "STREAM", None) if pipeline.name in PRESETS else None
     if spec is None:
-        streamable = [n for n, m in PRESETS.items() if getattr(importlib.import_module(m), "STREAM", None)]
+        streamable = [n for n in PRESETS if getattr(PRESETS.module(n), "STREAM", None)]
         raise UsageError(
             f"pipeline {pipeline.name!r} has no stream mode: use `logroll run`, or stream one of "
             f"{', '.join(streamable)}"
@@ -96,30 +96,31 @@ def stream_spec(pipeline: Pipeline) -> StreamSpec:
 def open_store(
     layout: Layout, dest: str, work_dir: str | None, storage_options: dict[str, Any] | None
 ) -> Any:
-    """(store, (folder storage, work dir) for a folder destination or None, the destination's name)."""
-    from ..sinks import is_sink_url
+    """(store, (folder storage, work dir) for a folder destination or None, the destination's name).
 
+    A database destination keeps the stream's tables in itself, through its sink's session; a
+    folder keeps them in SQLite under its work dir, and gets files exported from them."""
+    from ..sinks import is_sink_url, open_sink
+
+    owner = f"logroll stream {layout.pipeline.name}"
+    key = f"logroll-stream:{layout.pipeline.name}"
     if is_sink_url(dest):
-        scheme = dest.split("://", 1)[0].lower()
+        scheme = url_scheme(dest)
         if scheme.startswith("postgres"):
-            from .store import PostgresStore
-
-            s: Store = PostgresStore(layout, dest)
+            sink = open_sink(dest)
         elif scheme == "duckdb":
-            from .store import DuckDBStore
-
-            s = DuckDBStore(layout, dest)
+            sink = open_sink(dest, lock_timeout=5.0)
         else:
             raise UsageError(
                 f"--dest {dest.split('://')[0]}:// cannot take a stream: use a folder, duckdb:// or postgresql://"
             )
-        return s, None, redact_url(dest)
-    from ..api import open_workspace
-    from .store import SQLiteStore
+        return Store(layout, sink.session(owner, key)), None, redact_url(dest)
+    from ..sinks.sqlite import SQLiteSession
+    from ..workspace import open_workspace
 
     ws = open_workspace(dest, None, work_dir, storage_options)
-    store = SQLiteStore(layout, ws.work_dir / "stream" / f"{layout.pipeline.name}.sqlite")
-    return store, (ws.dest, ws.work_dir), ws.dest.url
+    db = SQLiteSession(ws.work_dir / "stream" / f"{layout.pipeline.name}.sqlite", owner)
+    return Store(layout, db), (ws.dest, ws.work_dir), ws.dest.url
 
 
 class _Signals:
@@ -132,7 +133,7 @@ class _Signals:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if not proc.in_main_thread():
             yield  # signals reach the main thread only; the caller stops us another way
             return
         r, w = os.pipe()
@@ -140,12 +141,10 @@ class _Signals:
         os.set_blocking(w, False)
         self.wake_fd = r
         old_fd = signal.set_wakeup_fd(w)
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield
+            with proc.handling(self._handle):
+                yield
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
             signal.set_wakeup_fd(old_fd)
             os.close(r)
             os.close(w)
@@ -301,64 +300,99 @@ def run_stream(
     pipe = pipe.with_format(output_format)
     layout = Layout(pipe, spec)
     store, folder, dest_name = open_store(layout, dest, work_dir, storage_options)
-    stager = Stager(layout, spill_dir=folder[1] / "spill" if folder is not None else None)
+    stager = StreamStager(layout, spill_dir=folder[1] / "spill" if folder is not None else None)
     exporter = None
     if folder is not None:
         from .export import FolderExporter
 
         exporter = FolderExporter(folder[0], folder[1], pipe, spec, stager.con)
     stopped = stop or threading.Event()
-    signals = _Signals(stopped)
     try:
-        source_name = os.path.abspath(follow) if follow else "-"
-        key = f"stream:{pipe.name}:{source_name}"
-        state = store.get_state(key) or {}
-        source: Any
+        run = _StreamRun(pipe, store, stager, exporter, dest_name, follow, stop_at_eof, stdin_fd, progress)
+        run.loop(batch_size, max_delay, publish_interval, stopped)
+        return run.finish(started)
+    finally:
+        stager.close()
+        store.close()
+
+
+class _StreamRun:
+    """One stream: its source, checkpoint, pending lines and report, and the commits it makes."""
+
+    def __init__(
+        self,
+        pipe: Pipeline,
+        store: Store,
+        stager: StreamStager,
+        exporter: Any,
+        dest_name: str,
+        follow: str | None,
+        stop_at_eof: bool,
+        stdin_fd: int,
+        progress: TextIO | None,
+    ):
+        self.pipe, self.store, self.stager, self.exporter = pipe, store, stager, exporter
+        self.source_name = os.path.abspath(follow) if follow else "-"
+        self.key = f"stream:{pipe.name}:{self.source_name}"
+        state = self.state = store.get_state(self.key) or {}
+        self.source: Any
         if follow:
-            source = FollowSource(follow, int(state.get("offset", 0)), state.get("inode"), stop_at_eof)
-            if not source.resumed or source.start_offset == 0:
+            self.source = FollowSource(follow, int(state.get("offset", 0)), state.get("inode"), stop_at_eof)
+            if not self.source.resumed or self.source.start_offset == 0:
                 state["offset"], state["line"] = 0, 0
         else:
-            source = StdinSource(stdin_fd)
-        state["source"] = source_name
-        report = StreamReport(pipe.name, dest_name, source_name)
-        lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
-        prog = _Progress(progress, pipe.name)
+            self.source = StdinSource(stdin_fd)
+        state["source"] = self.source_name
+        self.report = StreamReport(pipe.name, dest_name, self.source_name)
+        self.lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
+        self.prog = _Progress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
 
-        def commit(batches: list[_Batch]) -> None:
-            for group in _groups(batches):
-                raw = [ln for b in group for ln in b.lines]
-                first = group[0].first_line
-                table = jsonl.lines_table(pa.array(raw, pa.large_binary()), first)
-                bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
-                staged = stager.stage(table, bounds, source_name)
-                faults.point("stream.staged")
-                for b, s in zip(group, staged, strict=True):
-                    state["read"] = state.get("read", 0) + s.read
-                    state["valid"] = state.get("valid", 0) + s.valid
-                    state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
-                    state["offset"] = b.end_offset
-                    state["line"] = b.first_line + len(b.lines) - 1
-                    state["inode"] = source.inode
-                    state["batches"] = state.get("batches", 0) + 1
-                    res = store.commit_batch(
-                        s.winners,
-                        s.rejects,
-                        key,
-                        state,
-                        state["batches"],
-                        before_commit=lambda: faults.point("stream.before_commit"),
-                    )
-                    faults.point("stream.committed")
-                    report.batches += 1
-                    report.rows_read += s.read
-                    report.rows_valid += s.valid
-                    report.rows_rejected += s.read - s.valid
-                    report.rows_unique += res.unique_added
-                    report.duplicates += s.valid - res.unique_added
+    def commit(self, batches: list[_Batch]) -> None:
+        """Stage the batches' lines together, then commit each batch with its checkpoint."""
+        state, report = self.state, self.report
+        for group in _groups(batches):
+            raw = [ln for b in group for ln in b.lines]
+            table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line)
+            bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
+            staged = self.stager.stage(table, bounds, self.source_name)
+            faults.point("stream.staged")
+            for b, s in zip(group, staged, strict=True):
+                state["read"] = state.get("read", 0) + s.read
+                state["valid"] = state.get("valid", 0) + s.valid
+                state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
+                state["offset"] = b.end_offset
+                state["line"] = b.first_line + len(b.lines) - 1
+                state["inode"] = self.source.inode
+                state["batches"] = state.get("batches", 0) + 1
+                res = self.store.commit_batch(
+                    s.winners,
+                    s.rejects,
+                    self.key,
+                    state,
+                    state["batches"],
+                    before_commit=lambda: faults.point("stream.before_commit"),
+                )
+                faults.point("stream.committed")
+                report.batches += 1
+                report.rows_read += s.read
+                report.rows_valid += s.valid
+                report.rows_rejected += s.read - s.valid
+                report.rows_unique += res.unique_added
+                report.duplicates += s.valid - res.unique_added
 
+    def loop(
+        self,
+        batch_size: int,
+        max_delay: float,
+        publish_interval: float,
+        stopped: threading.Event,
+    ) -> None:
+        """Read, cut and commit micro-batches until the input ends or a stop is asked for."""
+        lines, source, exporter = self.lines, self.source, self.exporter
+        prog = self.prog
+        signals = _Signals(stopped)
         last_export = time.monotonic()
         interval = publish_interval
         with signals.installed():
@@ -370,9 +404,9 @@ def run_stream(
                 try:
                     data = source.read(timeout, signals.wake_fd)
                 except Rotated:
-                    commit(lines.cut(batch_size, everything=True))
+                    self.commit(lines.cut(batch_size, everything=True))
                     lines.reset()
-                    state["offset"], state["line"] = 0, 0
+                    self.state["offset"], self.state["line"] = 0, 0
                     continue
                 signals.drain()
                 if data is None:
@@ -383,38 +417,37 @@ def run_stream(
                 due = lines.pending_since is not None and time.monotonic() - lines.pending_since >= max_delay
                 ready = lines.cut(batch_size, everything=eof or due or stopped.is_set())
                 if ready:
-                    commit(ready)
-                lag = _lag(source, lines)
-                prog.tick(report, lag)
+                    self.commit(ready)
+                prog.tick(self.report, _lag(source, lines))
                 if exporter is not None and time.monotonic() - last_export >= interval:
                     t0 = time.monotonic()
-                    exporter.export(store)
+                    exporter.export(self.store)
                     last_export = time.monotonic()
                     # Rewriting big days takes time: keep it under a fifth of the stream's.
                     interval = max(publish_interval, 5 * (last_export - t0))
                 if eof or stopped.is_set():
-                    report.stopped_by = "signal" if stopped.is_set() else "end of input"
+                    self.report.stopped_by = "signal" if stopped.is_set() else "end of input"
                     break
+
+    def finish(self, started: float) -> StreamReport:
+        report, exporter = self.report, self.exporter
         if exporter is not None:
-            exporter.export(store)
+            exporter.export(self.store)
             report.outputs_written = exporter.written
             report.quarantine = exporter.quarantine
-        prog.tick(report, _lag(source, lines), force=True)
-        prog.end()
-        report.checkpoint = {k: v for k, v in state.items() if k != "source"}
+        self.prog.tick(report, _lag(self.source, self.lines), force=True)
+        self.prog.end()
+        report.checkpoint = {k: v for k, v in self.state.items() if k != "source"}
         report.seconds = round(time.monotonic() - started, 3)
-        source.close()
+        self.source.close()
         log.info(
             "stream %s: %d micro-batches, %d read, %d rejected",
-            pipe.name,
+            self.pipe.name,
             report.batches,
             report.rows_read,
             report.rows_rejected,
         )
         return report
-    finally:
-        stager.close()
-        store.close()
 
 
 def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:

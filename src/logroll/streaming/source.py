@@ -11,15 +11,11 @@ import os
 import select
 from pathlib import Path
 
-from ..errors import SourceNotFound
+from ..errors import Rotated, SourceNotFound
 
 log = logging.getLogger("logroll")
 
 READ_BYTES = 4 << 20  # a backlog is staged in few, large DuckDB passes
-
-
-class Rotated(Exception):
-    """The followed file was replaced or truncated: what follows is a new file, read from 0."""
 
 
 class StdinSource:

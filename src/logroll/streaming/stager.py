@@ -15,8 +15,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .. import jsonl
-from ..sql import ident, literal
+from ..engines import jsonl
+from ..quote import ident, literal
+from ..units import DEFAULT_MEMORY_LIMIT
 from .store import Layout
 
 
@@ -28,8 +29,13 @@ class StagedBatch:
     valid: int
 
 
-class Stager:
-    def __init__(self, layout: Layout, spill_dir: Path | None = None, memory_limit: str = "1GB"):
+class StreamStager:
+    def __init__(
+        self,
+        layout: Layout,
+        spill_dir: Path | None = None,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
+    ):
         self.layout = layout
         pipe, spec = layout.pipeline, layout.spec
         # One thread: a micro-batch is small, and a query's cost is mostly fixed.

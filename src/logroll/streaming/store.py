@@ -18,39 +18,30 @@ statistics move by the same deltas (a value is one more distinct value while its
 0), so they never count an event twice and never need the group's other events.
 
 The SQL below runs unchanged on SQLite (the store of a folder destination), PostgreSQL and
-DuckDB; only table creation and bulk loading differ.
+DuckDB, through the sinks' sessions (sinks/sqlite.py, sinks/postgres.py, sinks/duckdb.py): the
+database-specific parts (types, bulk inserts, temporary tables, the one-writer lock) are theirs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from ..errors import LockedError, UsageError
+from ..errors import UsageError
 from ..pipelines.base import Pipeline
-from ..sql import ident
-from .spec import StreamSpec
+from ..pipelines.stream import StreamSpec
+from ..quote import ident
+from ..sinks.base import SqlSession
 
 QUARANTINE = "_logroll_quarantine"
 STATE = "_logroll_state"
 QUARANTINE_DAY = ""  # the dirty marker of the quarantine export
 
-# logical type -> (SQLite, PostgreSQL, DuckDB)
-_TYPES = {
-    "text": ("TEXT", 'text COLLATE "C"', "VARCHAR"),
-    "bigint": ("BIGINT", "bigint", "BIGINT"),
-    "double": ("REAL", "double precision", "DOUBLE"),
-    "boolean": ("BOOLEAN", "boolean", "BOOLEAN"),
-}
-_DIALECTS = ("sqlite", "postgresql", "duckdb")
 # how each declared column type is kept in the store to compare rows like the batch dedupe does
 _RANK_TYPE = {
     "string": "text",
@@ -128,83 +119,62 @@ def _q(names: Sequence[str], prefix: str = "") -> str:
 
 
 class Store:
-    """Common SQL; subclasses open the database and load rows in bulk."""
+    """One pipeline's stream tables and checkpoints in the database of `db` (a sink's session)."""
 
-    dialect = "sqlite"
-
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, db: SqlSession):
         self.layout = layout
-        self._n_columns = len(layout.event_columns())
-
-    # ---- to implement -----------------------------------------------------------------------
-    def transaction(self) -> contextlib.AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement in the current transaction; returns the rows it changed (-1 unknown)."""
-        raise NotImplementedError
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def load(self, table: str, rows: pa.Table) -> None:
-        """Insert Arrow rows (columns in the table's order) into `table`."""
-        raise NotImplementedError
+        self.db = db
+        self.dialect = db.dialect
+        self.create_schema()
 
     def close(self) -> None:
-        raise NotImplementedError
-
-    def temp_table_sql(self, name: str, like: str) -> str:
-        raise NotImplementedError
+        self.db.close()
 
     # ---- schema ------------------------------------------------------------------------------
-    def _type(self, logical: str) -> str:
-        return _TYPES[logical][_DIALECTS.index(self.dialect)]
-
     def _create(self, name: str, cols: list[tuple[str, str]], key: Sequence[str]) -> str:
-        body = ", ".join(f"{ident(n)} {self._type(t)}" for n, t in cols)
+        body = ", ".join(f"{ident(n)} {self.db.type_name(t)}" for n, t in cols)
         pk = f", PRIMARY KEY ({_q(key)})" if key else ""
         return f"CREATE TABLE IF NOT EXISTS {ident(name)} ({body}{pk})"
 
     def create_schema(self) -> None:
         lay, spec = self.layout, self.layout.spec
-        with self.transaction():
+        with self.db.transaction():
             self._check_hits_is_view()
-            self.execute(self._create(lay.events, lay.event_columns(), lay.key))
-            self.execute(
+            self.db.execute(self._create(lay.events, lay.event_columns(), lay.key))
+            self.db.execute(
                 f"CREATE INDEX IF NOT EXISTS {ident(lay.events + '_day')} ON {ident(lay.events)} ({ident('day')})"
             )
             group_users = [(g, "text") for g in lay.group_cols] + [(lay.distinct, "text"), ("n", "bigint")]
-            self.execute(self._create(lay.groups, group_users, [*lay.group_cols, lay.distinct]))
-            self.execute(self._create(spec.stats_output, lay.stats_columns(), list(spec.group)))
+            self.db.execute(self._create(lay.groups, group_users, [*lay.group_cols, lay.distinct]))
+            self.db.execute(self._create(spec.stats_output, lay.stats_columns(), list(spec.group)))
             quarantine = [
                 ("source_file", "text"),
                 ("line", "bigint"),
                 ("reason", "text"),
                 ("raw_line", "text"),
             ]
-            self.execute(self._create(QUARANTINE, quarantine, []))
-            self.execute(self._create(lay.dirty, [("day", "text"), ("version", "bigint")], ["day"]))
-            self.execute(
+            self.db.execute(self._create(QUARANTINE, quarantine, []))
+            self.db.execute(self._create(lay.dirty, [("day", "text"), ("version", "bigint")], ["day"]))
+            self.db.execute(
                 self._create(STATE, [("key", "text"), ("value", "text"), ("updated_at", "text")], ["key"])
             )
             view = f"SELECT {_q(spec.hit_columns)} FROM {ident(lay.events)}"
             create = "CREATE VIEW IF NOT EXISTS" if self.dialect == "sqlite" else "CREATE OR REPLACE VIEW"
-            self.execute(f"{create} {ident(spec.hits_output)} AS {view}")
+            self.db.execute(f"{create} {ident(spec.hits_output)} AS {view}")
             for name, like in (("__b", lay.events), ("__c", lay.events), ("__r", lay.events)):
-                self.execute(self.temp_table_sql(name, f"SELECT * FROM {ident(like)}"))
+                self.db.execute(self.db.temp_table_sql(name, f"SELECT * FROM {ident(like)}"))
             gd = f"SELECT {_q(lay.group_cols)}, {ident(lay.distinct)}, n AS d FROM {ident(lay.groups)}"
-            self.execute(self.temp_table_sql("__gd", gd))
-            self.execute(self.temp_table_sql("__t", f"SELECT * FROM {ident(spec.stats_output)}"))
+            self.db.execute(self.db.temp_table_sql("__gd", gd))
+            self.db.execute(self.db.temp_table_sql("__t", f"SELECT * FROM {ident(spec.stats_output)}"))
 
     def _check_hits_is_view(self) -> None:
         """A table of that name comes from `logroll run` into the same database: mixing the two
         would leave the table stale, so say so instead."""
         name = self.layout.spec.hits_output
         if self.dialect == "sqlite":
-            rows = self.query("SELECT type FROM sqlite_master WHERE name = ?", [name])
+            rows = self.db.query("SELECT type FROM sqlite_master WHERE name = ?", [name])
         else:
-            rows = self.query(
+            rows = self.db.query(
                 "SELECT table_type FROM information_schema.tables WHERE table_name = ? "
                 "AND table_schema = current_schema()",
                 [name],
@@ -231,79 +201,17 @@ class Store:
         has the quarantine's columns. `state` is stored under `state_key` as JSON; the counters
         in it are updated here with what the batch did.
         """
-        lay, spec = self.layout, self.layout.spec
-        ev, gr, st = ident(lay.events), ident(lay.groups), ident(spec.stats_output)
-        key_match = " AND ".join(f"e.{ident(k)} = b.{ident(k)}" for k in lay.key)
-        rank = lay.rank
-        smaller = (
-            f"({_q(rank, 'b.')}) < ({_q(rank, 'e.')})"
-            if len(rank) > 1
-            else f"b.{ident(rank[0])} < e.{ident(rank[0])}"
-        )
-        first_key = ident(lay.key[0])
-        gcols, dist = lay.group_cols, ident(lay.distinct)
-        with self.transaction():
+        with self.db.transaction():
             if self.dialect != "postgresql":  # PostgreSQL empties them at each commit
                 for t in ("__b", "__c", "__r", "__gd", "__t"):
-                    self.execute(f"DELETE FROM {t}")
+                    self.db.execute(f"DELETE FROM {t}")
             if winners.num_rows:
-                self.load("__b", winners)
+                self.db.insert("__b", winners)
             if rejects.num_rows:
-                self.load(QUARANTINE, rejects)
-            # new events, and duplicates smaller than the event they duplicate
-            added = self.execute(
-                f"INSERT INTO __c SELECT b.* FROM __b b LEFT JOIN {ev} e ON {key_match} "
-                f"WHERE e.{first_key} IS NULL OR {smaller}"
-            )
-            replaced = self.execute(f"INSERT INTO __r SELECT e.* FROM {ev} e JOIN __c b ON {key_match}")
-            if replaced:
-                self.execute(f"DELETE FROM {ev} WHERE ({_q(lay.key)}) IN (SELECT {_q(lay.key)} FROM __r)")
-            self.execute(f"INSERT INTO {ev} SELECT * FROM __c")
-            # per group and distinct value: +1 for each event in, -1 for each event out
-            self.execute(
-                f"INSERT INTO __gd SELECT {_q(gcols)}, {dist}, sum(d) FROM ("
-                f"SELECT {_q(gcols)}, {dist}, 1 AS d FROM __c UNION ALL "
-                f"SELECT {_q(gcols)}, {dist}, -1 AS d FROM __r) x "
-                f"GROUP BY {_q(gcols)}, {dist} HAVING sum(d) <> 0"
-            )
-            self.execute(
-                f"INSERT INTO {gr} SELECT {_q(gcols)}, {dist}, d FROM __gd WHERE true "
-                f"ON CONFLICT ({_q(gcols)}, {dist}) DO UPDATE SET n = {gr}.n + excluded.n"
-            )
-            # the touched groups' statistics, moved by the same deltas: a value is one more
-            # distinct value of its group when its count rose from 0, one less when it fell to 0
-            on = " AND ".join(f"g.{ident(c)} = d.{ident(c)}" for c in [*gcols, lay.distinct])
-            self.execute(
-                f"INSERT INTO __t SELECT {_q(gcols, 'd.')}, sum(d.d), "
-                "sum(CASE WHEN g.n > 0 AND g.n - d.d <= 0 THEN 1 WHEN g.n <= 0 AND g.n - d.d > 0 THEN -1 "
-                f"ELSE 0 END) FROM __gd d JOIN {gr} g ON {on} GROUP BY {_q(gcols, 'd.')}"
-            )
-            count, distinct = ident(spec.count_column), ident(spec.distinct_column)
-            self.execute(
-                f"INSERT INTO {st} SELECT * FROM __t WHERE true ON CONFLICT ({_q(spec.group)}) DO UPDATE SET "
-                f"{count} = {st}.{count} + excluded.{count}, {distinct} = {st}.{distinct} + excluded.{distinct}"
-            )
-            if replaced:
-                self.execute(
-                    f"DELETE FROM {st} WHERE {count} = 0 AND ({_q(spec.group)}) IN (SELECT {_q(spec.group)} FROM __t)"
-                )
-                self.execute(
-                    f"DELETE FROM {gr} WHERE n = 0 AND ({_q(gcols)}, {dist}) IN "
-                    f"(SELECT {_q(gcols)}, {dist} FROM __gd)"
-                )
-            # event days to export again (a folder destination), and the quarantine
-            self.execute(
-                f"INSERT INTO {ident(lay.dirty)} SELECT DISTINCT day, ? FROM "
-                f"(SELECT day FROM __c UNION SELECT day FROM __r) x WHERE true "
-                f"ON CONFLICT (day) DO UPDATE SET version = excluded.version",
-                [version],
-            )
-            if rejects.num_rows:
-                self.execute(
-                    f"INSERT INTO {ident(lay.dirty)} VALUES (?, ?) "
-                    "ON CONFLICT (day) DO UPDATE SET version = excluded.version",
-                    [QUARANTINE_DAY, version],
-                )
+                self.db.insert(QUARANTINE, rejects)
+            added, replaced = self._merge_events()
+            self._move_counts(replaced)
+            self._mark_dirty(version, bool(rejects.num_rows))
             result = BatchResult(added - replaced, replaced)
             state["unique"] = state.get("unique", 0) + result.unique_added
             state["duplicates"] = state.get("valid", 0) - state["unique"]
@@ -312,51 +220,118 @@ class Store:
                 before_commit()
         return result
 
+    def _merge_events(self) -> tuple[int, int]:
+        """New events (from __b), and duplicates smaller than the event they duplicate, into the
+        events table (__c: what went in, __r: what they replaced). Returns (added, replaced)."""
+        lay = self.layout
+        ev = ident(lay.events)
+        key_match = " AND ".join(f"e.{ident(k)} = b.{ident(k)}" for k in lay.key)
+        rank = lay.rank
+        smaller = (
+            f"({_q(rank, 'b.')}) < ({_q(rank, 'e.')})"
+            if len(rank) > 1
+            else f"b.{ident(rank[0])} < e.{ident(rank[0])}"
+        )
+        first_key = ident(lay.key[0])
+        added = self.db.execute(
+            f"INSERT INTO __c SELECT b.* FROM __b b LEFT JOIN {ev} e ON {key_match} "
+            f"WHERE e.{first_key} IS NULL OR {smaller}"
+        )
+        replaced = self.db.execute(f"INSERT INTO __r SELECT e.* FROM {ev} e JOIN __c b ON {key_match}")
+        if replaced:
+            self.db.execute(f"DELETE FROM {ev} WHERE ({_q(lay.key)}) IN (SELECT {_q(lay.key)} FROM __r)")
+        self.db.execute(f"INSERT INTO {ev} SELECT * FROM __c")
+        return added, replaced
+
+    def _move_counts(self, replaced: int) -> None:
+        """Per group and distinct value: +1 for each event in, -1 for each event out; the touched
+        groups' statistics move by the same deltas: a value is one more distinct value of its
+        group when its count rose from 0, one less when it fell to 0."""
+        lay, spec = self.layout, self.layout.spec
+        gr, st = ident(lay.groups), ident(spec.stats_output)
+        gcols, dist = lay.group_cols, ident(lay.distinct)
+        self.db.execute(
+            f"INSERT INTO __gd SELECT {_q(gcols)}, {dist}, sum(d) FROM ("
+            f"SELECT {_q(gcols)}, {dist}, 1 AS d FROM __c UNION ALL "
+            f"SELECT {_q(gcols)}, {dist}, -1 AS d FROM __r) x "
+            f"GROUP BY {_q(gcols)}, {dist} HAVING sum(d) <> 0"
+        )
+        self.db.execute(
+            f"INSERT INTO {gr} SELECT {_q(gcols)}, {dist}, d FROM __gd WHERE true "
+            f"ON CONFLICT ({_q(gcols)}, {dist}) DO UPDATE SET n = {gr}.n + excluded.n"
+        )
+        on = " AND ".join(f"g.{ident(c)} = d.{ident(c)}" for c in [*gcols, lay.distinct])
+        self.db.execute(
+            f"INSERT INTO __t SELECT {_q(gcols, 'd.')}, sum(d.d), "
+            "sum(CASE WHEN g.n > 0 AND g.n - d.d <= 0 THEN 1 WHEN g.n <= 0 AND g.n - d.d > 0 THEN -1 "
+            f"ELSE 0 END) FROM __gd d JOIN {gr} g ON {on} GROUP BY {_q(gcols, 'd.')}"
+        )
+        count, distinct = ident(spec.count_column), ident(spec.distinct_column)
+        self.db.execute(
+            f"INSERT INTO {st} SELECT * FROM __t WHERE true ON CONFLICT ({_q(spec.group)}) DO UPDATE SET "
+            f"{count} = {st}.{count} + excluded.{count}, {distinct} = {st}.{distinct} + excluded.{distinct}"
+        )
+        if replaced:
+            self.db.execute(
+                f"DELETE FROM {st} WHERE {count} = 0 AND ({_q(spec.group)}) IN (SELECT {_q(spec.group)} FROM __t)"
+            )
+            self.db.execute(
+                f"DELETE FROM {gr} WHERE n = 0 AND ({_q(gcols)}, {dist}) IN "
+                f"(SELECT {_q(gcols)}, {dist} FROM __gd)"
+            )
+
+    def _mark_dirty(self, version: int, quarantine: bool) -> None:
+        """Event days to export again (a folder destination), and the quarantine."""
+        dirty = ident(self.layout.dirty)
+        self.db.execute(
+            f"INSERT INTO {dirty} SELECT DISTINCT day, ? FROM "
+            f"(SELECT day FROM __c UNION SELECT day FROM __r) x WHERE true "
+            f"ON CONFLICT (day) DO UPDATE SET version = excluded.version",
+            [version],
+        )
+        if quarantine:
+            self.db.execute(
+                f"INSERT INTO {dirty} VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET version = excluded.version",
+                [QUARANTINE_DAY, version],
+            )
+
     # ---- state -----------------------------------------------------------------------------
     def put_state(self, key: str, value: dict[str, Any]) -> None:
-        import datetime as dt
-
-        self.execute(
+        self.db.execute(
             f"INSERT INTO {ident(STATE)} (key, value, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             [key, json.dumps(value, sort_keys=True), dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")],
         )
 
     def get_state(self, key: str) -> dict[str, Any] | None:
-        rows = self.query(f"SELECT value FROM {ident(STATE)} WHERE key = ?", [key])
+        rows = self.db.query(f"SELECT value FROM {ident(STATE)} WHERE key = ?", [key])
         return json.loads(rows[0][0]) if rows else None
 
     # ---- reads for the folder export and for tests -------------------------------------------
     def dirty_days(self) -> list[tuple[str, int]]:
         return [
             (r[0], int(r[1]))
-            for r in self.query(f"SELECT day, version FROM {ident(self.layout.dirty)} ORDER BY day")
+            for r in self.db.query(f"SELECT day, version FROM {ident(self.layout.dirty)} ORDER BY day")
         ]
 
     def mark_exported(self, day: str, version: int) -> None:
-        with self.transaction():
-            self.execute(
+        with self.db.transaction():
+            self.db.execute(
                 f"DELETE FROM {ident(self.layout.dirty)} WHERE day = ? AND version = ?", [day, version]
             )
-
-    def query_chunks(
-        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
-    ) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of a query, `size` at a time (all at once unless a store does better)."""
-        yield self.query(sql, params)
 
     def hits_of_day(self, day: str) -> Iterator[pa.Table]:
         """The day's hits, in Arrow tables of a bounded size (a day may hold millions)."""
         spec = self.layout.spec
         schema = [(n, pa.string()) for n in spec.hit_columns]
         sql = f"SELECT {_q(spec.hit_columns)} FROM {ident(self.layout.events)} WHERE day = ?"
-        for rows in self.query_chunks(sql, [day]):
+        for rows in self.db.query_chunks(sql, [day]):
             yield _table(schema, rows)
 
     def stats_between(self, column: str, low: str, high: str) -> pa.Table:
         spec = self.layout.spec
         names = [n for n, _ in self.layout.stats_columns()]
-        rows = self.query(
+        rows = self.db.query(
             f"SELECT {_q(names)} FROM {ident(spec.stats_output)} WHERE {ident(column)} >= ? AND {ident(column)} < ?",
             [low, high],
         )
@@ -364,7 +339,7 @@ class Store:
         return _table(types, rows)
 
     def quarantine(self) -> pa.Table:
-        rows = self.query(
+        rows = self.db.query(
             f"SELECT source_file, line, reason, raw_line FROM {ident(QUARANTINE)} ORDER BY source_file, line"
         )
         schema = [
@@ -379,182 +354,3 @@ class Store:
 def _table(schema: list[tuple[str, pa.DataType]], rows: list[tuple[Any, ...]]) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.table({n: pa.array(list(c), t) for (n, t), c in zip(schema, columns, strict=True)})
-
-
-def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
-
-
-# ---- SQLite: a folder destination's store ------------------------------------------------------
-class SQLiteStore(Store):
-    """DEST/_logroll/stream/<pipeline>.sqlite. WAL and synchronous=NORMAL: a killed process
-    loses nothing committed (a power cut may lose the last commits, never half of one)."""
-
-    dialect = "sqlite"
-
-    def __init__(self, layout: Layout, path: Path):
-        super().__init__(layout)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One writer per store: a second stream into the same destination would read the same
-        # input and race on the checkpoint.
-        self._lock = open(path.with_suffix(".lock"), "a+")
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise LockedError(
-                f"another `logroll stream {layout.pipeline.name}` is writing to this destination "
-                f"({path}); stop it first"
-            ) from None
-        self.path = path
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=NORMAL")
-        self.con.execute("PRAGMA temp_store=MEMORY")
-        self.create_schema()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.con.execute(sql, list(params)).rowcount
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
-
-    def query_chunks(
-        self, sql: str, params: Sequence[Any] = (), size: int = 100_000
-    ) -> Iterator[list[tuple[Any, ...]]]:
-        cur = self.con.execute(sql, list(params))
-        rows = cur.fetchmany(size)
-        yield rows  # at least once, if empty: the caller makes its table from it
-        while rows := cur.fetchmany(size):
-            yield rows
-
-    def load(self, table: str, rows: pa.Table) -> None:
-        marks = ", ".join("?" for _ in rows.column_names)
-        self.con.executemany(f"INSERT INTO {table} VALUES ({marks})", _rows(rows))
-
-    def temp_table_sql(self, name: str, like: str) -> str:
-        return f"CREATE TEMP TABLE IF NOT EXISTS {name} AS {like} LIMIT 0"
-
-    def close(self) -> None:
-        self.con.close()
-        self._lock.close()
-
-
-# ---- PostgreSQL ------------------------------------------------------------------------------
-class PostgresStore(Store):
-    """Tables in a PostgreSQL database, through the PostgreSQL sink's connection."""
-
-    dialect = "postgresql"
-
-    def __init__(self, layout: Layout, url: str):
-        super().__init__(layout)
-        from ..sinks.postgres import PostgresSink
-
-        self.sink = PostgresSink(url)
-        self.url = self.sink.url
-        self._tx: Any = None
-        conn = self.sink._connection()
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                (f"logroll-stream:{layout.pipeline.name}",),
-            )
-            got = cur.fetchone()
-        if not got or not got[0]:
-            raise LockedError(
-                f"another `logroll stream {layout.pipeline.name}` is writing to {self.url}; stop it first"
-            )
-        self.create_schema()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self.sink.transaction() as tx:
-            self._tx = tx
-            try:
-                yield
-            finally:
-                self._tx = None
-
-    def _cursor(self) -> Any:
-        conn = self._tx.conn if self._tx is not None else self.sink._connection()
-        return conn.cursor()
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), list(params))
-            return int(cur.rowcount)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), list(params))
-            return list(cur.fetchall())
-
-    def load(self, table: str, rows: pa.Table) -> None:
-        with self._cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
-            for row in _rows(rows):
-                copy.write_row(row)
-
-    def temp_table_sql(self, name: str, like: str) -> str:
-        return f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS {like} WITH NO DATA"
-
-    def close(self) -> None:
-        self.sink.close()
-
-
-# ---- DuckDB ----------------------------------------------------------------------------------
-class DuckDBStore(Store):
-    """Tables in a DuckDB file, held open for the stream's lifetime (DuckDB allows one writing
-    process, and opening the file for each micro-batch would cost ~50 ms)."""
-
-    dialect = "duckdb"
-
-    def __init__(self, layout: Layout, url: str):
-        super().__init__(layout)
-        from ..sinks.duckdb import DuckDBSink
-
-        self.sink = DuckDBSink(url, lock_timeout=5.0)
-        self.url = self.sink.url
-        self._held = self.sink.held()
-        self.con = self._held.__enter__()
-        self.create_schema()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        rows = self.con.execute(sql, list(params)).fetchall()
-        # DuckDB answers a write with one row: the number of rows it changed.
-        return int(rows[0][0]) if rows and len(rows[0]) == 1 and isinstance(rows[0][0], int) else -1
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
-
-    def load(self, table: str, rows: pa.Table) -> None:
-        self.con.register("__logroll_load", rows)
-        try:
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM __logroll_load")
-        finally:
-            self.con.unregister("__logroll_load")
-
-    def temp_table_sql(self, name: str, like: str) -> str:
-        return f"CREATE TEMP TABLE IF NOT EXISTS {name} AS {like} LIMIT 0"
-
-    def close(self) -> None:
-        self._held.__exit__(None, None, None)

@@ -1,0 +1,185 @@
+"""`logroll schedule`: run a pipeline at every cron time, or print the crontab line that does."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .. import config as config_mod
+from ..errors import UsageError
+from ..storage import s3
+from ..workspace import open_workspace
+from .app import (
+    MEMORY_HELP,
+    AwsConfig,
+    ConfigFile,
+    Dest,
+    EndpointUrl,
+    LogFormat,
+    Source,
+    State,
+    TimestampColumn,
+    WorkDir,
+    app,
+    call,
+    command_logging,
+    fail,
+    require,
+)
+
+
+@app.command()
+def schedule(
+    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
+    cron: Annotated[
+        str,
+        typer.Option(
+            "--cron",
+            help="When to run, in cron's 5 fields (local time), e.g. '0 23 * * *'.",
+            envvar="LOGROLL_CRON",
+        ),
+    ],
+    source: Source = None,
+    dest: Dest = None,
+    config: ConfigFile = None,
+    state: State = None,
+    initials: Annotated[
+        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+        ),
+    ] = None,
+    timestamp_column: TimestampColumn = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+    ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option("--memory-limit", help=MEMORY_HELP, envvar="LOGROLL_MEMORY_LIMIT"),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
+    ] = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
+    ] = 1,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up/--no-catch-up",
+            help="At start, run once if a scheduled time passed since the last run in the catalog.",
+        ),
+    ] = True,
+    print_crontab: Annotated[
+        bool,
+        typer.Option("--print-crontab", help="Print the crontab line that runs this instead, and exit."),
+    ] = False,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log-file",
+            help="With --print-crontab: where cron appends the output [default: WORK_DIR/logs/PIPELINE.log].",
+        ),
+    ] = None,
+    log_format: LogFormat = "text",
+    work_dir: WorkDir = None,
+    endpoint_url: EndpointUrl = None,
+    aws_config: AwsConfig = None,
+) -> None:
+    """Run PIPELINE at every --cron time in the foreground (SIGTERM/Ctrl-C stops it), or --print-crontab."""
+    if pipeline == "ingest":
+        fail(
+            UsageError(
+                "ingest runs as two cron jobs, `logroll scan ingest ...` and `logroll work ingest ...` "
+                "(both safe to overlap; see docs/ingest.md), or keep workers up with `logroll work ingest --follow`"
+            )
+        )
+    from . import scheduler as sched
+
+    cron = call(sched.check_cron, cron)
+    pipe, opts = call(
+        config_mod.resolve,
+        pipeline,
+        config,
+        dict(
+            source=source,
+            dest=dest,
+            state=state,
+            initials=initials,
+            engine=engine,
+            memory_limit=memory_limit,
+            threads=threads,
+            work_dir=work_dir,
+            layout=layout,
+            timestamp_column=timestamp_column,
+        ),
+    )
+    require(opts, "source", "dest")
+    if print_crontab:
+        _print_crontab(pipeline, cron, opts, parallel, log_format, log_file, config, endpoint_url, aws_config)
+        return
+    command_logging(log_format)
+    storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
+    # Failed runs are logged and the schedule goes on; a clean stop (SIGTERM, Ctrl-C) exits 0.
+    call(
+        sched.serve, pipe, cron, **opts, parallel=parallel, storage_options=storage_options, catch_up=catch_up
+    )
+
+
+def _print_crontab(
+    pipeline: str,
+    cron: str,
+    opts: dict[str, Any],
+    parallel: int,
+    log_format: str,
+    log_file: str | None,
+    config: str | None,
+    endpoint_url: str | None,
+    aws_config: str | None,
+) -> None:
+    """The crontab line: flags spelled out (cron has no LOGROLL_* variables), paths absolute."""
+    from . import scheduler as sched
+
+    args = ["run", pipeline, "--source", sched.absolute_location(opts["source"])]
+    args += ["--dest", sched.absolute_location(opts["dest"])]
+    state, hidden = sched.crontab_state(opts.get("state"))
+    if state:
+        args += ["--state", state]
+    if config:
+        args += ["--config", sched.absolute_location(config)]
+    for flag, key in (
+        ("--initials", "initials"),
+        ("--layout", "layout"),
+        ("--timestamp-column", "timestamp_column"),
+        ("--engine", "engine"),
+        ("--memory-limit", "memory_limit"),
+        ("--threads", "threads"),
+    ):
+        if opts.get(key) is not None:
+            args += [flag, str(opts[key])]
+    if opts.get("work_dir"):
+        args += ["--work-dir", sched.absolute_location(opts["work_dir"])]
+    if parallel != 1:
+        args += ["--parallel", str(parallel)]
+    if endpoint_url:
+        args += ["--endpoint-url", endpoint_url]
+    if aws_config:
+        args += ["--aws-config", sched.absolute_location(aws_config)]
+    if log_format != "text":
+        args += ["--log-format", log_format]
+    if log_file is None:
+        ws = call(open_workspace, opts["dest"], opts.get("state"), opts.get("work_dir"))
+        logs_dir = ws.work_dir / "logs"
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        log_file = str(logs_dir / f"{pipeline}.log")
+    typer.echo(sched.crontab_line(cron, args, sched.absolute_location(log_file)))
+    if hidden:
+        typer.echo(
+            "logroll: note: --state holds a password, left out of the line: put LOGROLL_STATE=... on a line "
+            "of its own above it in the crontab (or use ~/.pgpass)",
+            err=True,
+        )

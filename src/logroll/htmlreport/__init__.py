@@ -1,0 +1,51 @@
+"""`logroll report`: one self-contained HTML file about a pipeline's days, rejects and runs.
+
+Charts are Vega-Lite specs built with altair and drawn by Vega in the browser; the Vega,
+Vega-Lite and vega-embed JavaScript comes inlined from the vl-convert-python wheel, so the
+file needs no network when it is opened (its Content-Security-Policy forbids any). Every value
+from the data is HTML-escaped in tables, and JSON-escaped (no '<', '>' or '&' left) inside the
+<script> blocks that carry the charts' data.
+
+    data.py    what the report shows (catalog, quarantine files)
+    charts.py  Vega-Lite specs and the inlined JavaScript
+    page.py    the HTML page
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from ..errors import UsageError
+from ..pipelines.base import Pipeline
+from .charts import altair
+from .data import ReportData, collect
+from .page import render, write
+
+
+def build(
+    pipeline: str | Pipeline,
+    *,
+    dest: str,
+    out: str | Path,
+    state: str | None = None,
+    work_dir: str | None = None,
+    runs: int = 50,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[Path, ReportData]:
+    """Write the HTML report of `pipeline`'s state to `out`; returns its path and what it shows."""
+    from ..api import resolve
+    from ..workspace import open_workspace
+
+    altair()  # say what to install before reading anything
+    if runs < 1:
+        raise UsageError("--runs must be 1 or more")
+    pipe = resolve(pipeline)
+    ws = open_workspace(dest, state, work_dir, storage_options)
+    catalog = Catalog(ws.state)
+    try:
+        data = collect(catalog, pipe, ws.state, runs=runs, storage_options=storage_options)
+    finally:
+        catalog.close()
+    return write(render(data), out), data

@@ -1,0 +1,188 @@
+"""What the HTML report shows, read from the catalog and the quarantine files."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import overview
+from ..catalog import Catalog
+from ..catalog.store import PartRow
+from ..dates import utc_now
+from ..pipelines.base import Pipeline
+from ..urls import redact_url
+
+SAMPLES_PER_FILE = 5
+MAX_SAMPLES = 100
+
+
+@dataclass
+class ReportData:
+    pipeline: str
+    state: str
+    generated_at: str
+    days: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[dict[str, Any]] = field(default_factory=list)  # day, on time / late / early rows
+    reasons: list[dict[str, Any]] = field(default_factory=list)  # reason, rows
+    samples: list[dict[str, Any]] = field(default_factory=list)  # file, line, reason, raw
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    files_rejected: list[dict[str, Any]] = field(default_factory=list)
+    files_failed: list[dict[str, Any]] = field(default_factory=list)
+    quarantine_unreadable: list[str] = field(default_factory=list)
+
+
+# ---- data ------------------------------------------------------------------------------------
+def layout_regex(layout: str) -> re.Pattern[str] | None:
+    """'%Y/%m/%d' -> a regex with year, month and day groups; None if the layout lacks one."""
+    groups = {"%Y": r"(?P<y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
+    if not all(k in layout for k in groups):
+        return None
+    out, i = "", 0
+    while i < len(layout):
+        token = layout[i : i + 2]
+        if token in groups:
+            out += groups[token]
+            i += 2
+        else:
+            out += re.escape(layout[i])
+            i += 1
+    return re.compile(out)
+
+
+def folder_day(uri: str, pattern: re.Pattern[str] | None) -> str | None:
+    """The date of the folder a file arrived in, from the pipeline's layout."""
+    if pattern is None:
+        return None
+    found = None
+    for m in pattern.finditer(uri):
+        found = m
+    if found is None:
+        return None
+    try:
+        return dt.date(int(found["y"]), int(found["m"]), int(found["d"])).isoformat()
+    except ValueError:
+        return None
+
+
+def _open_text(path: str, storage_options: dict[str, Any] | None) -> Any:
+    if "://" in path and not path.startswith("file://"):
+        import fsspec
+
+        return fsspec.open(path, "rt", encoding="utf-8", newline="", **(storage_options or {})).open()
+    return open(path.removeprefix("file://"), encoding="utf-8", newline="")
+
+
+def _quarantine_rows(path: str, storage_options: dict[str, Any] | None) -> Iterator[dict[str, str]]:
+    with _open_text(path, storage_options) as fh:
+        yield from csv.DictReader(fh)
+
+
+def reason_kind(reason: str) -> str:
+    """'bad X: expected ..., got '2021-02-30'' -> 'bad X': one bar per kind, not per value."""
+    return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
+
+
+def collect(
+    catalog: Catalog,
+    pipe: Pipeline,
+    state: str,
+    runs: int = 50,
+    storage_options: dict[str, Any] | None = None,
+) -> ReportData:
+    parts = catalog.parts(pipe.name)
+    built = catalog.partitions(pipe.name)
+    files = catalog.files(pipe.name)
+    data = ReportData(
+        pipeline=pipe.name,
+        state=redact_url(state),
+        generated_at=utc_now().strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    # Dirty here also means "built with other parameters" (status shows changed inputs only).
+    data.days = [
+        {k: v for k, v in row.items() if k != "built_at"}
+        for row in overview.day_rows(pipe, parts, built, inputs_only=False)
+    ]
+
+    data.arrivals = _arrivals(pipe, parts, files)
+    _quarantine(data, files, storage_options)
+    data.runs = _runs(catalog, pipe, runs)
+    return data
+
+
+def _arrivals(
+    pipe: Pipeline, parts: dict[str, list[PartRow]], files: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Late rows: a row whose event day is before the day of the folder it arrived in."""
+    pattern = layout_regex(pipe.layout)
+    uri_of = {f["id"]: uri for uri, f in files.items()}
+    arrivals: dict[str, collections.Counter[str]] = {}
+    for day, rows in parts.items():
+        counter = arrivals.setdefault(day, collections.Counter())
+        for p in rows:
+            arrived = folder_day(uri_of.get(p.file_id, ""), pattern)
+            kind = "on time" if arrived is None or arrived == day else ("late" if arrived > day else "early")
+            counter[kind] += p.rows
+    return [
+        {"day": day, "arrival": kind, "rows": n}
+        for day in sorted(arrivals)
+        for kind, n in sorted(arrivals[day].items())
+    ]
+
+
+def _quarantine(
+    data: ReportData, files: dict[str, dict[str, Any]], storage_options: dict[str, Any] | None
+) -> None:
+    """Files rejected or failed, rejected rows by reason, and a few sample rows of each file."""
+    reasons: collections.Counter[str] = collections.Counter()
+    for uri, f in sorted(files.items()):
+        if f["status"] == "rejected":
+            data.files_rejected.append({"uri": uri, "reason": f["error"] or ""})
+        elif f["status"] == "failed":
+            data.files_failed.append({"uri": uri, "error": f["error"] or ""})
+        q = f.get("quarantine")
+        if not q:
+            continue
+        taken = 0
+        try:
+            for r in _quarantine_rows(q, storage_options):
+                reasons[reason_kind(r.get("reason", ""))] += 1
+                if taken < SAMPLES_PER_FILE and len(data.samples) < MAX_SAMPLES:
+                    data.samples.append(
+                        {
+                            "file": r.get("source_file") or uri,
+                            "line": r.get("line", ""),
+                            "reason": r.get("reason", ""),
+                            "raw": r.get("raw_line", ""),
+                        }
+                    )
+                    taken += 1
+        except (OSError, csv.Error, UnicodeDecodeError):
+            data.quarantine_unreadable.append(q)
+    data.reasons = [{"reason": k, "rows": n} for k, n in reasons.most_common()]
+
+
+def _runs(catalog: Catalog, pipe: Pipeline, runs: int) -> list[dict[str, Any]]:
+    out = []
+    for r in reversed(catalog.runs(pipe.name, limit=runs)):
+        counts = overview.run_counts(r.get("report"))
+        seconds = counts["seconds"]
+        if seconds is None and r.get("finished_at"):
+            seconds = (r["finished_at"] - r["started_at"]).total_seconds()
+        out.append(
+            {
+                "run": r["id"],
+                "status": r["status"],
+                "started": r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                "seconds": round(float(seconds), 3) if seconds is not None else None,
+                **{
+                    k: counts[k]
+                    for k in ("files_staged", "days_built", "days_failed", "rows_read", "rows_rejected")
+                },
+            }
+        )
+    return out

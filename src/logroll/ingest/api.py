@@ -1,0 +1,259 @@
+"""The `ingest` pipeline's public functions: scan, work, run (both), status, retry.
+
+Seed 004: CSV files of one format keep arriving; a scanner records them and groups them into
+jobs, and any number of workers load the jobs into one central store (PostgreSQL, a DuckDB
+file or a Parquet dataset) that many people query at once. The CLI is a thin layer over these:
+
+>>> from logroll import ingest
+>>> ingest.scan(source="drops/", state="state.sqlite", flush=True)
+>>> ingest.work(state="state.sqlite", dest="duckdb:///credit.duckdb#credit")
+>>> ingest.status(state="state.sqlite")["jobs"]
+{'NEW': 0, 'PROCESSING': 0, 'LOADED': 3, 'FAILED': 0}
+
+Settings come from the arguments, else from the `ingest:` section of ./logroll.yaml
+(source, state, dest, work_dir, batch_bytes, max_wait, overlap, max_attempts, lease, backoff,
+columns, null_values, delimiter, suffixes), else from the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import FileMismatch, UsageError
+from ..sinks import open_sink
+from ..storage.files import Storage, is_local
+from ..units import DEFAULT_MEMORY_LIMIT, parse_duration
+from ..urls import file_of, identity, redact_url
+from .jobs import JobStore, open_catalog
+from .scanner import ScanReport, scan_files
+from .schema import DEFAULT_NULLS, columns_from_config, infer_columns
+from .settings import (
+    CONFIG_FILE,
+    IngestSettings,
+    default_state,
+    default_work_dir,
+    parse_bytes,
+    settings,
+    with_table,
+)
+from .worker import Worker, WorkReport
+
+PIPELINE = "ingest"
+
+
+def _state(s: IngestSettings) -> str:
+    state = s.state or default_state(s.dest)
+    if not state:
+        raise UsageError(
+            "no state given: pass --state postgresql://user@host/db (or a SQLite path) - the scanner "
+            "and the workers must share it - or set it in logroll.yaml under ingest: state:"
+        )
+    return state
+
+
+def _store(s: IngestSettings) -> JobStore:
+    return JobStore(open_catalog(_state(s)), PIPELINE)
+
+
+# ---- scan ------------------------------------------------------------------------------------
+def scan(
+    *,
+    source: str | None = None,
+    state: str | None = None,
+    flush: bool = False,
+    full: bool = False,
+    **given: Any,
+) -> ScanReport:
+    """List `source`, record new file versions in the scanner table, group them into jobs."""
+    s = settings(source=source, state=state, **given)
+    if not s.source:
+        raise UsageError("no source given: pass --source FOLDER or s3://bucket/prefix/")
+    src = Storage(s.source, s.storage_options)
+    src.require_root("source")
+    store = _store(s)
+    exclude = ()
+    if s.dest and s.dest.lower().startswith("parquet://"):
+        # A Parquet destination inside the source folder must not be read back as input.
+        exclude = (str(file_of(s.dest).absolute()),)
+    try:
+        return scan_files(
+            store,
+            src,
+            suffixes=tuple(s.suffixes or (".csv",)),
+            batch_bytes=parse_bytes(s.batch_bytes or "256MB", "--batch-bytes"),
+            max_wait=parse_duration(s.max_wait or "10m", "--max-wait"),
+            overlap=parse_duration(s.overlap or "1h", "--overlap"),
+            flush=flush,
+            full=full,
+            exclude=exclude,
+        )
+    finally:
+        store.catalog.close()
+
+
+# ---- work ------------------------------------------------------------------------------------
+def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]] | None:
+    """The schema in force: declared, else stored, else inferred from the first scanned file."""
+    if s.columns:
+        declared = columns_from_config(s.columns)
+        store.fix_schema(declared, f"declared in {CONFIG_FILE}")
+        return declared
+    stored = store.stored_schema()
+    if stored is not None:
+        return stored[0]
+    first = store.first_file()
+    if first is None:
+        return None
+    uri = first["uri"]
+    try:
+        if is_local(uri):
+            columns = infer_columns(Path(uri), s.delimiter or ",", s.null_values or DEFAULT_NULLS)
+        else:
+            storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
+            with storage.local_copy(uri, work_dir / "spool") as path:
+                columns = infer_columns(path, s.delimiter or ",", s.null_values or DEFAULT_NULLS)
+    except FileMismatch as exc:
+        raise UsageError(
+            f"cannot infer the schema from {uri}: {exc}; declare columns in {CONFIG_FILE}"
+        ) from None
+    return store.fix_schema(columns, f"inferred from {uri}")[0]
+
+
+def work(
+    *,
+    state: str | None = None,
+    dest: str | None = None,
+    max_jobs: int | None = None,
+    follow: bool = False,
+    poll: float = 5.0,
+    worker_id: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"],
+    threads: int | None = None,
+    **given: Any,
+) -> WorkReport:
+    """Claim and load jobs until none is left (`max_jobs` at most; `follow` keeps polling)."""
+    s = settings(state=state, dest=dest, **given)
+    if not s.dest:
+        raise UsageError(
+            "no destination given: pass --dest postgresql://user@host/db#table, duckdb:///file.duckdb#table "
+            "or parquet:///dir/"
+        )
+    if int(s.max_attempts or 3) < 1:
+        raise UsageError("--max-attempts must be 1 or more")
+    sink = open_sink(with_table(s.dest))
+    store = _store(s)
+    store.bind_destination(identity(with_table(s.dest)), sink.url)
+    work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
+    # One folder per worker process: DuckDB spill files and staged parts are never shared.
+    mine = work_dir / "workers" / f"{os.getpid()}-{time.time_ns()}"
+    mine.mkdir(parents=True, exist_ok=True)
+    worker = None
+    try:
+        columns = _columns(store, s, work_dir)
+        while columns is None and follow:  # nothing scanned yet: wait for the first file
+            time.sleep(poll)
+            columns = _columns(store, s, work_dir)
+        if columns is None:
+            return WorkReport(PIPELINE, redact_url(store.catalog.url), sink.url, worker_id or "")
+        worker = Worker(
+            store,
+            sink,
+            columns,
+            work_dir=mine,
+            quarantine_dir=work_dir / "quarantine",
+            delimiter=s.delimiter or ",",
+            null_values=tuple(s.null_values or DEFAULT_NULLS),
+            storage_options=s.storage_options,
+            worker_id=worker_id,
+            lease=parse_duration(s.lease or "60s", "--lease"),
+            max_attempts=int(s.max_attempts or 3),
+            backoff=parse_duration(s.backoff or "30s", "--backoff"),
+            memory_limit=memory_limit,
+            threads=threads,
+        )
+        return worker.run(max_jobs=max_jobs, follow=follow, poll=poll)
+    finally:
+        if worker is not None:
+            worker.close()
+        sink.close()
+        store.catalog.close()
+        shutil.rmtree(mine, ignore_errors=True)
+
+
+# ---- run: scan + work in one process -------------------------------------------------------
+@dataclass
+class IngestReport:
+    scan: ScanReport
+    work: WorkReport
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.work.status == "ok" and self.scan.status in ("ok", "busy") else "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": PIPELINE,
+            "status": self.status,
+            "scan": self.scan.to_dict(),
+            "work": self.work.to_dict(),
+        }
+
+    def summary(self) -> str:
+        return self.scan.summary() + "\n" + self.work.summary()
+
+
+def run(
+    *, source: str | None = None, dest: str | None = None, state: str | None = None, **given: Any
+) -> IngestReport:
+    """Scan (every new file goes into a job at once) and load every job, in this process."""
+    work_keys = {"max_jobs", "follow", "poll", "worker_id", "memory_limit", "threads"}
+    work_args = {k: given.pop(k) for k in list(given) if k in work_keys}
+    config = given.get("config")
+    s = settings(source=source, dest=dest, state=state, **given)
+    common = {
+        k: getattr(s, k) for k in ("work_dir", "batch_bytes", "overlap", "max_attempts", "lease", "backoff")
+    }
+    common["config"] = config
+    common.update(columns=s.columns, null_values=s.null_values, delimiter=s.delimiter, suffixes=s.suffixes)
+    scanned = scan(
+        source=s.source, state=_state(s), dest=s.dest, flush=True, storage_options=s.storage_options, **common
+    )
+    worked = work(state=_state(s), dest=s.dest, storage_options=s.storage_options, **common, **work_args)
+    return IngestReport(scanned, worked)
+
+
+# ---- status and retry ----------------------------------------------------------------------
+def status(*, state: str | None = None, dest: str | None = None, **given: Any) -> dict[str, Any]:
+    """Files scanned and sent, jobs by status, rows, failures with their reason, recent jobs."""
+    s = settings(state=state, dest=dest, **given)
+    store = _store(s)
+    try:
+        out = {"pipeline": PIPELINE, "state": redact_url(store.catalog.url), **store.summary()}
+        stored = store.stored_schema()
+        out["schema"] = {"columns": stored[0], "origin": stored[1]} if stored else None
+        out["dest"] = redact_url(s.dest) if s.dest else None
+        return out
+    finally:
+        store.catalog.close()
+
+
+def retry(job: int, *, state: str | None = None, dest: str | None = None, **given: Any) -> dict[str, Any]:
+    """Requeue a FAILED (or waiting) job as NEW with its attempts reset."""
+    s = settings(state=state, dest=dest, **given)
+    store = _store(s)
+    try:
+        return store.retry(int(job))
+    finally:
+        store.catalog.close()
+
+
+def is_ingest(pipeline: str) -> bool:
+    return pipeline == PIPELINE
+
+
+__all__ = ["scan", "work", "run", "status", "retry", "is_ingest", "IngestReport"]

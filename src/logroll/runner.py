@@ -1,0 +1,369 @@
+"""One batch run under the pipeline's lock: discover -> stage -> build -> publish.
+
+`BatchRun(...).run()` lists the source, stages every new or changed file version, builds the
+requested and the dirty event days (each through `build.build_day`, which publishes), removes
+what no catalog row points at, and records the run with its report. Files and days go through
+`--parallel` engines at once; one file or one day failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import build as build_mod
+from . import discover, faults
+from .catalog import Catalog
+from .dates import compact_days
+from .engines.base import Engine
+from .engines.pool import EnginePool
+from .errors import FileRejected, NoInputError, first_line
+from .events import Emitter, EventCallback
+from .pipelines import Pipeline
+from .publish import keep_quarantine
+from .report import RunReport
+from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
+from .storage.files import FileVersion, Storage, join
+from .storage.prefetch import Prefetcher
+from .units import DEFAULT_MEMORY_LIMIT
+from .urls import redact_url
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one batch run is asked to do (api.run checks and fills it in)."""
+
+    start: dt.date | None = None  # with end: the folders to list; None: the whole source
+    end: dt.date | None = None
+    requested: tuple[str, ...] | None = None  # days to build (ISO); None: catch up on every dirty day
+    lateness: int = 1  # days a row may arrive late (or early) in another day's folder
+    force: bool = False
+    engine: str = "duckdb"
+    memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"]
+    threads: int | None = None
+    parallel: int = 1
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+    on_event: EventCallback | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class BatchRun:
+    """One run of `pipe` from `src` into the workspace `ws`, while this process holds the lock."""
+
+    def __init__(self, pipe: Pipeline, src: Storage, ws: Workspace, catalog: Catalog, opts: RunOptions):
+        self.pipe, self.src, self.ws, self.catalog, self.opts = pipe, src, ws, catalog, opts
+        self.report = RunReport(pipeline=pipe.name, engine=opts.engine, state=redact_url(ws.state))
+        self.lock = threading.Lock()  # parallel workers add to one report
+        self.run_id = 0
+        self.emit = Emitter(pipe.name, 0, opts.on_event)
+
+    # ---- the run -------------------------------------------------------------------------------
+    def run(self) -> RunReport:
+        pipe, catalog, opts = self.pipe, self.catalog, self.opts
+        self.report.run_id = self.run_id = run_id = catalog.start_run(pipe.name)
+        self.emit = Emitter(pipe.name, run_id, opts.on_event)
+        # Runs killed before they could say so: marked crashed, their scratch files removed.
+        for dead in catalog.mark_crashed(pipe.name, run_id):
+            shutil.rmtree(self.ws.work_dir / "tmp" / f"run-{dead}", ignore_errors=True)
+        faults.point("run.started")
+        pool = EnginePool(
+            opts.engine,
+            self.ws.work_dir,
+            memory_limit=opts.memory_limit,
+            threads=opts.threads,
+            size=opts.parallel,
+            options=dict(opts.engine_options),
+        )
+        try:
+            listed = self.stage_new(pool)
+            self.build_dirty(pool, listed)
+            faults.point("run.before_gc")
+            self.collect_garbage()
+        except BaseException:
+            catalog.finish_run(run_id, "crashed", self.report.to_dict())
+            raise
+        finally:
+            pool.close()
+        return self.finish()
+
+    def stage_new(self, pool: EnginePool) -> list[FileVersion]:
+        """Discover and stage: every new or changed file version under the days' folders."""
+        pipe, opts, report = self.pipe, self.opts, self.report
+        folders = (
+            discover.day_folders(pipe, opts.start, opts.end, opts.lateness)
+            if opts.start and opts.end
+            else None
+        )
+        listed = discover.list_sources(self.src, pipe, folders, exclude=self._nested_dest())
+        # A version staged under another declaration (columns, types, timestamp column...) is
+        # staged again: its parts would not be what this declaration makes of it.
+        listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
+        report.files_seen = len(listed)
+        todo = discover.to_stage(listed, self.catalog.files(pipe.name), opts.force)
+        self.emit.phase(
+            "stage", len(todo), f"{pipe.name}: run {self.run_id}: {len(todo)} of {len(listed)} files to stage"
+        )
+        # Remote files download a few ahead of the workers that stage them.
+        with Prefetcher(self.src, todo, self.ws.work_dir / "spool") as fetcher:
+            pool.each(todo, lambda eng, f: self.stage_file(eng, f, fetcher))
+        # Files are staged in any order by parallel workers; the report lists them in one.
+        report.files_rejected.sort(key=lambda r: r["uri"])
+        report.files_failed.sort(key=lambda r: r["uri"])
+        report.quarantine.sort()
+        return listed
+
+    def build_dirty(self, pool: EnginePool, listed: list[FileVersion]) -> None:
+        """Build (and publish) the requested days and every day new input made dirty."""
+        pipe, report, catalog = self.pipe, self.report, self.catalog
+        all_parts = catalog.parts(pipe.name)
+        built = catalog.partitions(pipe.name)
+        requested = list(self.opts.requested) if self.opts.requested is not None else None
+        if requested:
+            listed_days = self._days_with_files(listed, requested)
+            report.days_missing = [d for d in requested if d not in all_parts and d not in listed_days]
+            requested = [d for d in requested if d not in report.days_missing]
+            for d in requested:  # an output deleted by hand is rebuilt
+                row = built.get(d)
+                if row and any(not self.ws.dest.exists(rel) for rel in row["outputs"]):
+                    row["fingerprint"] = None
+        targets = build_mod.days_to_build(pipe, all_parts, built, requested, self.opts.force)
+        tmp_root = self.ws.work_dir / "tmp" / f"run-{self.run_id}"
+        self.emit.phase(
+            "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
+        )
+        pool.each(
+            targets,
+            lambda eng, day: self.build_one(eng, day, all_parts.get(day, []), built.get(day), tmp_root),
+        )
+        # Workers finish in any order; the report lists days in order either way.
+        report.partitions_built.sort()
+        report.partitions.sort(key=lambda p: p["day"])
+        report.partitions_failed.sort(key=lambda p: p["day"])
+        report.outputs.sort()
+        report.outputs_written.sort()
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    def finish(self) -> RunReport:
+        report = self.report
+        failed = (
+            report.files_rejected or report.files_failed or report.partitions_failed or report.days_missing
+        )
+        report.status = "failed" if failed else "ok"
+        report.seconds = round(time.monotonic() - self.opts.started, 3)
+        faults.point("run.before_finish")
+        self.catalog.finish_run(self.run_id, report.status, report.to_dict())
+        self.emit.emit(
+            "run_finished",
+            f"{self.pipe.name}: run {self.run_id} {report.status} in {report.seconds:.1f}s",
+            level=logging.INFO if report.status == "ok" else logging.WARNING,
+            counts={
+                "files_staged": report.files_staged,
+                "files_rejected": len(report.files_rejected),
+                "files_failed": len(report.files_failed),
+                "rows_read": report.rows_read,
+                "rows_valid": report.rows_valid,
+                "rows_rejected": report.rows_rejected,
+                "days_built": len(report.partitions_built),
+                "days_failed": len(report.partitions_failed),
+                "rows_in": report.rows_in,
+                "rows_unique": report.rows_unique,
+                "duplicates": report.duplicates,
+                "rows_out": report.rows_out,
+            },
+        )
+        return report
+
+    # ---- one file ----------------------------------------------------------------------------
+    def stage_file(self, eng: Engine, f: FileVersion, fetcher: Prefetcher | None = None) -> None:
+        """Stage one file version and record it; a rejected or unreadable file is recorded as such."""
+        pipe, ws = self.pipe, self.ws
+        rel = self._relative(f.uri)
+        qroot = ws.quarantine_root / pipe.name
+        rejected: FileRejected | None = None
+        try:
+            try:
+                local = fetcher.take(f) if fetcher else self.src.local_copy(f.uri, ws.work_dir / "spool")
+                with local as path:
+                    stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
+                    staged: Staged = stager(
+                        eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
+                    )
+                # A remote destination gets the rejected rows too, before the catalog commits.
+                staged.quarantine = keep_quarantine(ws.dest, ws.work_dir, staged.quarantine)
+            except FileRejected as exc:
+                rejected = exc
+                reason = f"file rejected: {exc}"
+                q = keep_quarantine(
+                    ws.dest, ws.work_dir, whole_file_quarantine(qroot, rel, f.uri, reason, "")
+                )
+        except Exception as exc:  # unreadable now, or its quarantine not kept: retried next run
+            self._failed(f, exc)
+            return
+        if rejected is not None:
+            self._rejected(f, rejected, q)
+        else:
+            self._staged(f, staged)
+
+    def _staged(self, f: FileVersion, staged: Staged) -> None:
+        counts = dict(
+            rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
+        )
+        faults.point("stage.before_commit")
+        old = self.catalog.record_staged(
+            self.pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, self.run_id
+        )
+        faults.point("stage.committed")
+        _remove_parts(old)
+        report = self.report
+        with self.lock:
+            report.files_staged += 1
+            report.rows_read += staged.rows_read
+            report.rows_valid += staged.rows_valid
+            report.rows_rejected += staged.rows_rejected
+            if staged.quarantine:
+                report.quarantine.append(staged.quarantine)
+        self.emit.emit(
+            "file_staged",
+            f"staged {f.uri}: {staged.rows_read:,} rows, {staged.rows_rejected:,} rejected",
+            phase="stage",
+            uri=f.uri,
+            counts=counts,
+        )
+
+    def _rejected(self, f: FileVersion, exc: FileRejected, q: str | None) -> None:
+        faults.point("stage.before_commit")
+        old = self.catalog.record_file_problem(
+            self.pipe.name, f.uri, f.size, f.version, "rejected", str(exc), self.run_id, q
+        )
+        _remove_parts(old)
+        with self.lock:
+            self.report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
+            self.report.quarantine.append(q)
+        self.emit.emit(
+            "file_rejected",
+            f"rejected {f.uri}: {exc}",
+            level=logging.ERROR,
+            phase="stage",
+            uri=f.uri,
+            error=str(exc),
+        )
+
+    def _failed(self, f: FileVersion, exc: Exception) -> None:
+        msg = first_line(exc)
+        self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        with self.lock:
+            self.report.files_failed.append({"uri": f.uri, "error": msg})
+        self.emit.emit(
+            "file_failed", f"failed {f.uri}: {msg}", level=logging.ERROR, phase="stage", uri=f.uri, error=msg
+        )
+
+    # ---- one day -----------------------------------------------------------------------------
+    def build_one(
+        self, eng: Engine, day: str, parts: list[Any], built_row: dict[str, Any] | None, tmp_root: Path
+    ) -> None:
+        """Build and publish one day; a failure is recorded on the day and the others go on."""
+        pipe, report = self.pipe, self.report
+        try:
+            res = build_mod.build_day(
+                eng, self.catalog, self.ws.dest, pipe, day, parts, built_row, tmp_root, self.run_id
+            )
+        except Exception as exc:  # one bad day never stops the others
+            error = first_line(exc)
+            self.catalog.record_partition_failed(pipe.name, day, str(exc), self.run_id)
+            with self.lock:
+                report.partitions_failed.append({"day": day, "error": error})
+            self.emit.emit(
+                "day_failed",
+                f"day {day} failed: {error}",
+                level=logging.ERROR,
+                phase="build",
+                day=day,
+                error=error,
+            )
+            return
+        counts = {
+            "rows_in": res.rows_in,
+            "rows_unique": res.rows_unique,
+            "duplicates": res.duplicates,
+            "rows_out": res.rows_out,
+        }
+        dest_url = self.ws.dest.url
+        with self.lock:
+            report.partitions_built.append(day)
+            report.partitions.append({"day": day, **counts})
+            report.rows_in += res.rows_in
+            report.rows_unique += res.rows_unique
+            report.duplicates += res.duplicates
+            report.rows_out += res.rows_out
+            report.warnings.extend(res.warnings)
+            for rel in res.outputs:
+                report.outputs.append(join(dest_url, rel))
+            report.outputs_written.extend(join(dest_url, rel) for rel in res.written)
+        self.emit.emit(
+            "day_built",
+            f"built {day}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, {res.rows_out:,} out",
+            phase="build",
+            day=day,
+            counts=counts,
+        )
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def collect_garbage(self) -> None:
+        """Staged folders no catalog row points at: left by a run that died before its commit."""
+        root = self.ws.staged_root(self.pipe.name)
+        if not root.exists():
+            return
+        parts = self.catalog.parts(self.pipe.name)
+        live = {Path(p.path).parent.parent.name for rows in parts.values() for p in rows}
+        for d in root.iterdir():
+            if d.is_dir() and d.name not in live:
+                faults.point("gc.remove")
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _nested_dest(self) -> tuple[str, ...]:
+        """A destination inside the source (seed 002: raw at the bucket root, results/ below it)
+        is never listed as input."""
+        if self.ws.dest.url.startswith(self.src.url.rstrip("/") + "/"):
+            return (self.ws.dest.url,)
+        return ()
+
+    def _days_with_files(self, listed: list[FileVersion], days: list[str]) -> set[str]:
+        rels = [self._relative(f.uri) for f in listed]
+        out = set()
+        for d in days:
+            folder = dt.date.fromisoformat(d).strftime(self.pipe.layout).strip("/") + "/"
+            if any(r.startswith(folder) for r in rels):
+                out.add(d)
+        return out
+
+    def _relative(self, uri: str) -> str:
+        base = self.src.url.rstrip("/") + "/"
+        rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
+        return rel.replace(":", "_")
+
+
+def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:
+    """A requested day with no input files and nothing staged for it is an error, not a no-op."""
+    if not report.days_missing or report.files_staged or report.partitions_built:
+        return
+    missing = report.days_missing
+    folders = [join(src.url, dt.date.fromisoformat(d).strftime(pipe.layout)) for d in missing[:3]]
+    where = ", ".join(folders) + (f" and {len(missing) - 3} more folders" if len(missing) > 3 else "")
+    days = compact_days(missing) if len(missing) > 3 else ", ".join(missing)
+    raise NoInputError(
+        f"no input files for {days} (looked in {where}) and nothing staged for "
+        f"{'it' if len(missing) == 1 else 'them'}: check the date and --source"
+    )
+
+
+def _remove_parts(globs: list[str]) -> None:
+    for g in globs:
+        shutil.rmtree(Path(g).parent, ignore_errors=True)
