@@ -151,11 +151,14 @@ def stream(
     publish_interval: float = 5.0,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: Any = None,
 ) -> Any:
     """Commit JSON lines from stdin (or the file `follow`, from its checkpoint) into `dest`, one
     micro-batch of `batch_size` lines (or `max_delay` seconds) per transaction, until the input
-    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py)."""
+    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py).
+
+    `progress`: True/False for a progress line on stderr, None for one on a terminal, or a
+    streaming.runner.ProgressLine to draw it (the CLI's shares the console with the log lines)."""
     from .streaming.runner import progress_stream, run_stream
 
     return run_stream(

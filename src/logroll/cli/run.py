@@ -22,13 +22,14 @@ from .app import (
     EndpointUrl,
     Json,
     LogFormat,
+    Pipeline,
     Source,
     State,
     TimestampColumn,
     Wait,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
@@ -37,14 +38,15 @@ from .ingest import run as run_ingest
 from .ingest import status as ingest_status
 
 
-@app.command()
+@command()
 def run(
-    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
+    pipeline: Pipeline,
     date: Annotated[
         str | None,
         typer.Argument(
+            metavar="DATE",
             help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
-            "Omit to catch up on every dirty day."
+            "Omit to catch up on every dirty day.",
         ),
     ] = None,
     source: Source = None,
@@ -77,7 +79,7 @@ def run(
         str | None,
         typer.Option(
             "--engine",
-            help="duckdb (default) or spark (pip install 'logroll[spark]').",
+            help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
             envvar="LOGROLL_ENGINE",
         ),
     ] = None,
@@ -134,6 +136,7 @@ def run(
         if (engine and engine != "duckdb") or master or spark_conf:
             # Each file is loaded on its own as it lands: there is no day build to distribute.
             fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+        command_logging(log_format)
         return run_ingest(
             source=source,
             dest=dest,
@@ -192,19 +195,19 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def status(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
     dest: Dest = None,
     source: Annotated[
         str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
     ] = None,
     config: ConfigFile = None,
     all_files: Annotated[
-        bool, typer.Option("--files", help="List every processed file (default: the last 20).")
+        bool, typer.Option("--files", help="List every processed file [default: the last 20].")
     ] = False,
     all_days: Annotated[
-        bool, typer.Option("--all-days", help="List every day (default: days not built + the last 30).")
+        bool, typer.Option("--all-days", help="List every day [default: days not built + the last 30].")
     ] = False,
     state: State = None,
     work_dir: WorkDir = None,

@@ -17,21 +17,22 @@ from .app import (
     Dest,
     EndpointUrl,
     LogFormat,
+    Pipeline,
     Source,
     State,
     TimestampColumn,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
 )
 
 
-@app.command()
+@command()
 def schedule(
-    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
+    pipeline: Pipeline,
     cron: Annotated[
         str,
         typer.Option(
@@ -50,12 +51,19 @@ def schedule(
     layout: Annotated[
         str | None,
         typer.Option(
-            "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+            "--layout",
+            help="strftime pattern of the date folders under --source [default: %Y/%m/%d].",
+            envvar="LOGROLL_LAYOUT",
         ),
     ] = None,
     timestamp_column: TimestampColumn = None,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
+        str | None,
+        typer.Option(
+            "--engine",
+            help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+            envvar="LOGROLL_ENGINE",
+        ),
     ] = None,
     memory_limit: Annotated[
         str | None,

@@ -6,17 +6,19 @@ Errors and logging go through cli/app.py like every command's.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import api
 from ..storage import s3
-from .app import call
+from .app import LogFormat, call, command_logging
 
 
 def stream(
-    pipeline: Annotated[str, typer.Argument(help="weblogs (the pipeline with a stream mode).")],
+    pipeline: Annotated[
+        str, typer.Argument(metavar="PIPELINE", help="weblogs (the pipeline with a stream mode).")
+    ],
     dest: Annotated[
         str,
         typer.Option(
@@ -33,7 +35,7 @@ def stream(
             "--follow",
             "-f",
             help="Read this file as it grows (like tail -F), resuming from its checkpoint; "
-            "default: standard input.",
+            "[default: standard input].",
         ),
     ] = None,
     batch_size: Annotated[
@@ -51,7 +53,7 @@ def stream(
     ] = False,
     output_format: Annotated[
         str | None,
-        typer.Option("--format", help="Files as csv (default) or parquet.", envvar="LOGROLL_FORMAT"),
+        typer.Option("--format", help="Files as csv or parquet [default: csv].", envvar="LOGROLL_FORMAT"),
     ] = None,
     publish_interval: Annotated[
         float,
@@ -68,11 +70,18 @@ def stream(
         bool | None,
         typer.Option("--progress/--no-progress", help="A progress line on stderr [default: on a terminal]."),
     ] = None,
+    log_format: LogFormat = "text",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")
     ] = False,
 ) -> None:
     """Commit JSON lines from stdin or a followed file one micro-batch at a time; Ctrl-C stops cleanly."""
+    console = command_logging(log_format, console=True)
+    line: Any = progress
+    if console is not None and progress is not False:
+        from .progress import StreamLine
+
+        line = StreamLine(console)  # log lines go above it, not onto it
     storage_options = call(s3.options_for, [dest])
     report = call(
         api.stream,
@@ -86,7 +95,7 @@ def stream(
         publish_interval=publish_interval,
         work_dir=work_dir,
         storage_options=storage_options,
-        progress=progress,
+        progress=line,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))

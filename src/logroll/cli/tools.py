@@ -17,18 +17,19 @@ from .app import (
     Dest,
     EndpointUrl,
     Json,
+    Pipeline,
     State,
     WorkDir,
-    app,
     call,
+    command,
     fail,
     require,
 )
 
 
-@app.command("report")
+@command("report")
 def html_report(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
     dest: Dest = None,
     out: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "report.html",
     source: Annotated[
@@ -63,7 +64,7 @@ def html_report(
     )
 
 
-@app.command()
+@command()
 def validate(
     config: ConfigFile = None,
     show: Annotated[
@@ -88,10 +89,17 @@ def validate(
     typer.echo(f"{cfg.path}: ok ({len(cfg.pipelines)} pipeline(s): {names})")
 
 
-@app.command()
+@command()
 def demo(
-    pipeline: Annotated[str, typer.Argument(help="Which pipeline's sample to write.")],
-    directory: Annotated[str, typer.Argument(help="Folder to write the sample source files into.")],
+    pipeline: Annotated[
+        str,
+        typer.Argument(
+            metavar="PIPELINE", help="Which pipeline's sample: impressions, consolidate, weblogs or ingest."
+        ),
+    ],
+    directory: Annotated[
+        str, typer.Argument(metavar="DIRECTORY", help="Folder to write the sample source files into.")
+    ],
     days: Annotated[int, typer.Option("--days", help="Number of event days.")] = 3,
     rows: Annotated[int, typer.Option("--rows", help="Approximate number of rows in all.")] = 30_000,
     start: Annotated[str, typer.Option("--start", help="First day.")] = "2021-01-29",
@@ -113,7 +121,7 @@ def demo(
     typer.echo(f"wrote {len(files)} files under {directory}")
 
 
-@app.command("impressions")
+@command("impressions")
 def impressions(
     bucket_name: Annotated[
         str,
