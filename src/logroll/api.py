@@ -83,6 +83,7 @@ def run(
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
     if lateness < 0:
         raise UsageError("--lateness must be 0 or more days")
+    check_counts(parallel=parallel, threads=threads)
     start = parse_date(date) if date is not None else None
     end = parse_date(to) if to is not None else start
     if to is not None and start is None:
@@ -121,6 +122,13 @@ def run(
         catalog.close()
     check_missing(report, pipe, src)
     return report
+
+
+def check_counts(**counts: int | None) -> None:
+    """--parallel 0 or --threads -1 would silently mean "the default": say so instead."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: give 1 or more (or leave it out for the default)")
 
 
 def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:

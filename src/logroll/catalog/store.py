@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from ..dates import utc_now
-from ..errors import UsageError, first_line
+from ..errors import CatalogCorrupt, UsageError, first_line
 from ..urls import redact_url
 from . import schema as s
 
@@ -66,6 +66,11 @@ class Catalog:
                     continue
                 raise UsageError(
                     f"cannot open state {redact_url(url)}: {first_line(exc.orig)}; check --state"
+                ) from None
+            except DatabaseError as exc:  # e.g. "file is not a database": a damaged or foreign file
+                raise CatalogCorrupt(
+                    f"state {redact_url(url)} is not a readable catalog ({first_line(exc.orig)}): move it "
+                    "away and run again (every source file is staged anew), or pass another --state"
                 ) from None
 
     def __repr__(self) -> str:

@@ -6,13 +6,22 @@ Library errors (LogrollError) become one line on stderr and the exit code they c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import LogrollError, UsageError, first_line
+try:  # typer 0.2x carries its own copy of click; its usage errors are that copy's classes
+    from typer._click import exceptions as click_errors
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+    from click import get_current_context  # type: ignore[no-redef]
+
+from ..errors import LogrollError, UsageError, first_line, safe_text
 from ..units import DEFAULT_MEMORY_LIMIT
 
 MEMORY_HELP = (
@@ -203,8 +212,22 @@ def fail(exc: BaseException) -> None:
     message = first_line(exc)
     if not isinstance(exc, LogrollError):
         message = f"unexpected error: {type(exc).__name__}: {message} (set LOGROLL_DEBUG=1 for the traceback)"
-    typer.echo(f"logroll: error: {message}", err=True)
+    error_out(message, code, json_asked())
     raise typer.Exit(code)
+
+
+def json_asked() -> bool:
+    """Whether the running command was given --json (every command names that flag `as_json`)."""
+    ctx = get_current_context(silent=True)
+    return bool(ctx is not None and ctx.params.get("as_json"))
+
+
+def error_out(message: str, code: int, as_json: bool) -> None:
+    """One line on stderr; with --json also the one JSON object stdout promises, saying why."""
+    message = safe_text(message)
+    typer.echo(f"logroll: {message}" if code == 130 else f"logroll: error: {message}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"status": "error", "error": message, "exit_code": code}, sort_keys=True))
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -215,7 +238,7 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     except LogrollError as exc:
         fail(exc)
     except KeyboardInterrupt:
-        typer.echo("logroll: interrupted; run again to resume where this run stopped", err=True)
+        error_out("interrupted; run again to resume where this run stopped", 130, json_asked())
         raise typer.Exit(130) from None
     except Exception as exc:
         if os.environ.get("LOGROLL_DEBUG"):
@@ -244,4 +267,18 @@ def _main(
 
 
 def main() -> None:
-    app()
+    """The `logroll` entry point: click's own usage errors (a missing argument, an unknown option,
+    a value of the wrong type) become one line and exit 2 like logroll's."""
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()  # the help text
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "logroll"
+        error_out(f"{exc.format_message().rstrip('.')} (see `{where} --help`)", 2, "--json" in sys.argv[1:])
+        sys.exit(2)
+    except click_errors.Abort:
+        typer.echo("logroll: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -271,47 +271,6 @@ def status(*, state: str | None, dest: str | None, as_json: bool, config: str | 
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .views import print_ingest
 
-    console = Console()
-    files, jobs, rows = info["files"], info["jobs"], info["rows"]
-    console.print(f"ingest — state {info['state']}", markup=False)
-    console.print(
-        f"files: {files['scanned']} SCANNED (waiting for a job), {files['sent_for_etl']} SENT_FOR_ETL; "
-        f"newest modified {files['newest_modified_time'] or '-'}",
-        markup=False,
-    )
-    console.print(
-        f"jobs: {jobs['NEW']} NEW, {jobs['PROCESSING']} PROCESSING, {jobs['LOADED']} LOADED, {jobs['FAILED']} FAILED",
-        markup=False,
-    )
-    console.print(
-        f"rows: {rows['loaded']} loaded, {rows['rejected']} rejected, {rows['read']} read", markup=False
-    )
-    if info["schema"]:
-        console.print(
-            f"schema: {len(info['schema']['columns'])} columns, {info['schema']['origin']}", markup=False
-        )
-    if info["recent_jobs"]:
-        table = Table(title="recent jobs")
-        for col in ("job", "status", "files", "bytes", "attempts", "worker", "rows", "rejected", "modified"):
-            table.add_column(col)
-        for j in info["recent_jobs"]:
-            table.add_row(
-                str(j["job"]),
-                j["status"],
-                str(j["files"]),
-                str(j["size_in_bytes"]),
-                str(j["attempts"]),
-                j["worker"] or "",
-                str(j["rows_loaded"] if j["rows_loaded"] is not None else ""),
-                str(j["rows_rejected"] if j["rows_rejected"] is not None else ""),
-                str(j["modified_time"]),
-            )
-        console.print(table)
-    for f in info["failures"]:
-        console.print(
-            f"FAILED job {f['job']} ({f['attempts']} attempt(s)): {f['reason']} — `logroll retry {f['job']}`",
-            markup=False,
-        )
+    print_ingest(info)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from typing import Annotated
 
 import typer
@@ -233,20 +232,6 @@ def status(
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
+    from .views import print_status
 
-    from .views import print_days, print_processed, print_runs
-
-    # Piped or redirected, Rich would wrap at 80 columns; a log file reads better unwrapped.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    print_days(console, info, all_days)
-    files = info["files"]
-    console.print(
-        f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
-    )
-    for f in files["rejected"]:
-        console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
-    for f in files["failed"]:
-        console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
-    print_processed(console, info.get("processed", []), all_files)
-    print_runs(console, info["runs"][:10])
+    print_status(info, all_days, all_files)
