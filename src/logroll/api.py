@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import overview
@@ -94,6 +95,7 @@ def run(
     src.require_root("source")
     pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
+    _check_not_streamed(ws, pipe.name, dest)
     if ws.dest.tables:  # tables are loaded from typed Parquet, not CSV
         ws.dest.check(pipe)
         pipe = pipe.with_format("parquet")
@@ -129,6 +131,25 @@ def check_counts(**counts: int | None) -> None:
     for name, value in counts.items():
         if value is not None and value < 1:
             raise UsageError(f"--{name} {value}: give 1 or more (or leave it out for the default)")
+
+
+def _check_not_streamed(ws: Workspace, pipeline: str, dest: str) -> None:
+    """A destination `logroll stream` writes keeps its own tables and checkpoint; a run there
+    would overwrite the stream's outputs (a table over its view) and leave its counts stale."""
+    from .streaming.status import database
+
+    if ws.dest.tables:
+        from .sinks.read import table_exists
+        from .streaming.store import events_table
+
+        streamed = table_exists(dest.partition("#")[0], events_table(pipeline))
+    else:
+        streamed = Path(database(pipeline, dest, str(ws.work_dir))).exists()
+    if streamed:
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll stream {pipeline}` writes (its tables and checkpoint): "
+            "a run there would overwrite the stream's outputs; give the run another --dest"
+        )
 
 
 def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
@@ -202,4 +223,14 @@ def status(
         catalog.close()
 
 
-__all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]
+def stream_status(
+    pipeline: str | Pipeline, *, dest: str, work_dir: str | None = None
+) -> dict[str, Any] | None:
+    """A stream's inputs, checkpoints, batches, events and last commit in `dest`; None when
+    nothing was streamed there (see streaming/status.py)."""
+    from .streaming.status import stream_status as read
+
+    return read(pipeline, dest=dest, work_dir=work_dir)
+
+
+__all__ = ["run", "stream", "status", "stream_status", "open_workspace", "Workspace", "is_local"]

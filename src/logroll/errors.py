@@ -104,6 +104,12 @@ class LockedError(LogrollError):
     step = "catalog"
 
 
+class StateNotFound(UsageError):
+    """A read-only command found no destination or no state to read."""
+
+    step = "catalog"
+
+
 class SinkError(LogrollError):
     """A destination could not be written (connection, permissions, lock)."""
 

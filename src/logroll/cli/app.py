@@ -278,7 +278,7 @@ def main() -> None:
         where = exc.ctx.command_path if exc.ctx is not None else "logroll"
         error_out(f"{exc.format_message().rstrip('.')} (see `{where} --help`)", 2, "--json" in sys.argv[1:])
         sys.exit(2)
-    except click_errors.Abort:
+    except typer.Abort:
         typer.echo("logroll: interrupted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

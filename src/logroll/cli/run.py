@@ -220,6 +220,12 @@ def status(
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:  # the destination of `logroll stream`: its inputs and checkpoints
+        from .views import print_stream
+
+        typer.echo(json.dumps(streamed, sort_keys=True)) if as_json else print_stream(streamed)
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     info = call(
         api.status,

@@ -224,3 +224,38 @@ def print_ingest(info: dict[str, Any]) -> None:
                 f"FAILED job {f['job']} ({f['attempts']} attempt(s)): {f['reason']} — `logroll retry {f['job']}`"
             )
         )
+
+
+def print_stream(info: dict[str, Any]) -> None:
+    """`logroll status weblogs --dest X` where X is a stream's destination."""
+    console = status_console()
+    console.print(
+        cell(
+            f"{info['pipeline']} (stream) into {info['dest']}: {info['events']:,} events, "
+            f"{info['rows_rejected']:,} rejected lines (state {info['state']})"
+        )
+    )
+    table = Table()
+    for col in (
+        "input",
+        "batches",
+        "read",
+        "valid",
+        "rejected",
+        "checkpoint line",
+        "byte",
+        "last commit (UTC)",
+    ):
+        table.add_column(col, justify="left" if col in ("input", "last commit (UTC)") else "right")
+    for i in info["inputs"]:
+        table.add_row(
+            cell(i["input"]),
+            cell(_n(i["batches"])),
+            cell(_n(i["read"])),
+            cell(_n(i["valid"])),
+            cell(_n(i["rejected"])),
+            cell(_n(i["checkpoint"]["line"])),
+            cell(_n(i["checkpoint"]["offset"])),
+            cell(i["last_commit"]),
+        )
+    console.print(table)

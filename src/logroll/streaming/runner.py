@@ -126,6 +126,12 @@ def open_store(
     from ..workspace import open_workspace
 
     ws = open_workspace(dest, None, work_dir, storage_options)
+    if ws.staged_root(layout.pipeline.name).exists():
+        # `logroll run` into the same folder writes the same files from its own catalog.
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll run {layout.pipeline.name}` writes (its catalog and "
+            "staged files): a stream there would overwrite the run's outputs; give the stream another --dest"
+        )
     db = SQLiteSession(ws.work_dir / "stream" / f"{layout.pipeline.name}.sqlite", owner)
     return Store(layout, db), (ws.dest, ws.work_dir), ws.dest.url
 
