@@ -45,9 +45,20 @@ def html_report(
     """Write a self-contained HTML report: rows per day, rejects, duplicates, late rows, run times."""
     from .. import htmlreport as report_mod
 
+    if pipeline == "ingest":  # the scanner and job tables: what `logroll status ingest` shows
+        from .. import ingest
+
+        info = call(ingest.status, state=state, dest=dest, config=config)
+        typer.echo(f"wrote {call(report_mod.build_summary, 'ingest', info, out)} (ingest jobs and files)")
+        return
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:
+        path = call(report_mod.build_summary, "stream", streamed, out)
+        typer.echo(f"wrote {path} ({len(streamed['inputs'])} stream input(s), {streamed['events']:,} events)")
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     path, data = call(
         report_mod.build,

@@ -37,12 +37,15 @@ def stream_status(
     name = pipeline.name if isinstance(pipeline, Pipeline) else get_pipeline(pipeline).name
     db = database(name, dest, work_dir)
     try:
-        rows = query(db, f"SELECT key, value, updated_at FROM {STATE} WHERE key LIKE ?", [f"stream:{name}:%"])
+        # The events table marks a stream's destination (a run's database has a state table too).
+        events = query(db, f"SELECT count(*) FROM {events_table(name)}")
     except StateNotFound:
         return None
-    if rows is None:
+    if events is None:
         return None
-    events = query(db, f"SELECT count(*) FROM {events_table(name)}") or [(0,)]
+    rows = (
+        query(db, f"SELECT key, value, updated_at FROM {STATE} WHERE key LIKE ?", [f"stream:{name}:%"]) or []
+    )
     rejected = query(db, f"SELECT count(*) FROM {QUARANTINE}") or [(0,)]
     inputs = []
     for key, value, updated_at in sorted(rows):
