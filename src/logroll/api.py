@@ -49,6 +49,7 @@ def run(
     timestamp_column: str | None = None,
     lateness: int = 1,
     force: bool = False,
+    prune_missing: bool = False,
     engine: str = "duckdb",
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -76,6 +77,10 @@ def run(
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
     `engine="spark"` only.
+
+    A source file that was deleted keeps its rows (raw files are often removed by retention
+    rules); `prune_missing` retracts the rows of the files gone from the folders this run lists,
+    and rebuilds their days as if those files had never been there.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -106,6 +111,7 @@ def run(
         requested=requested,
         lateness=lateness,
         force=force,
+        prune_missing=prune_missing,
         engine=engine,
         memory_limit=memory_limit or default_memory_limit(engine),
         threads=threads,

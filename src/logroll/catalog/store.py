@@ -189,6 +189,32 @@ class Catalog:
                 )
         return out
 
+    def forget_file(self, pipeline: str, uri: str, run_id: int) -> list[str]:
+        """Retract a file version whose source is gone: its parts leave the catalog (their days
+        become dirty) and it is recorded as `forgotten`, in one transaction. Returns the paths
+        of the parts it had."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(s.files.c.id).where(s.files.c.pipeline == pipeline, s.files.c.uri == uri)
+            ).first()
+            if row is None:
+                return []
+            old = [r.path for r in conn.execute(select(s.parts.c.path).where(s.parts.c.file_id == row.id))]
+            conn.execute(delete(s.parts).where(s.parts.c.file_id == row.id))
+            conn.execute(
+                update(s.files)
+                .where(s.files.c.id == row.id)
+                .values(status="forgotten", error=None, staged_at=utc_now(), run_id=run_id)
+            )
+        return old
+
+    def drop_partition(self, pipeline: str, day: str) -> None:
+        """Forget a day that has no input left (its outputs were removed first)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(s.partitions).where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+            )
+
     def partitions(self, pipeline: str) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(s.partitions).where(s.partitions.c.pipeline == pipeline)).mappings()

@@ -74,6 +74,14 @@ def run(
     ] = None,
     timestamp_column: TimestampColumn = None,
     force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
+    prune_missing: Annotated[
+        bool,
+        typer.Option(
+            "--prune-missing",
+            help="Retract the rows of source files deleted since they were staged and rebuild their "
+            "days [default: a deleted file's rows are kept].",
+        ),
+    ] = False,
     engine: Annotated[
         str | None,
         typer.Option(
@@ -179,6 +187,7 @@ def run(
             date,
             to=to,
             force=force,
+            prune_missing=prune_missing,
             **opts,
             parallel=parallel,
             wait=wait,

@@ -238,6 +238,16 @@ class Storage:
 
         return self._call(head, "checking", self.uri(path))
 
+    def remove(self, rel: str) -> None:
+        """Delete ROOT/rel if it is there (an output the pipeline no longer writes)."""
+        path = join(self.root, rel)
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call(rm, "deleting", self.uri(path))
+
     def discard_stale_temps(self, rel: str) -> None:
         """Remove the temporaries of `put_atomic` that a killed process left beside ROOT/rel."""
         if not self.local:
