@@ -270,7 +270,7 @@ def main() -> None:
     """The `logroll` entry point: click's own usage errors (a missing argument, an unknown option,
     a value of the wrong type) become one line and exit 2 like logroll's."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="logroll")
     except click_errors.NoArgsIsHelpError as exc:
         exc.show()  # the help text
         sys.exit(2)
