@@ -449,7 +449,7 @@ def test_usage_errors_are_one_line_with_what_to_do(cli, tmp_path):
 
 def test_a_scan_started_while_another_runs_exits_0_and_does_nothing(cli, tmp_path):
     from logroll.catalog.lock import RunLock
-    from logroll.ingest.jobs import open_catalog
+    from logroll.ingest.tables import open_catalog
 
     src = tmp_path / "drops"
     drops(src, 2)

@@ -19,6 +19,7 @@ def stream(
     pipeline: Annotated[
         str, typer.Argument(metavar="PIPELINE", help="weblogs (the pipeline with a stream mode).")
     ],
+    *,
     dest: Annotated[
         str,
         typer.Option(

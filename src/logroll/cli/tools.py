@@ -30,6 +30,7 @@ from .app import (
 @command("report")
 def html_report(
     pipeline: Pipeline,
+    *,
     dest: Dest = None,
     out: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "report.html",
     source: Annotated[
@@ -111,6 +112,7 @@ def demo(
     directory: Annotated[
         str, typer.Argument(metavar="DIRECTORY", help="Folder to write the sample source files into.")
     ],
+    *,
     days: Annotated[int, typer.Option("--days", help="Number of event days.")] = 3,
     rows: Annotated[int, typer.Option("--rows", help="Approximate number of rows in all.")] = 30_000,
     start: Annotated[str, typer.Option("--start", help="First day.")] = "2021-01-29",
@@ -134,6 +136,7 @@ def demo(
 
 @command("impressions")
 def impressions(
+    *,
     bucket_name: Annotated[
         str,
         typer.Option("--bucket_name", "--bucket-name", help="S3 bucket with raw files under YYYY/MM/DD/."),

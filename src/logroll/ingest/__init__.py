@@ -4,7 +4,8 @@ them and groups them into jobs, and any number of workers load the jobs into one
     api.py      scan, work, run (both), status, retry: what the CLI calls
     settings.py arguments over logroll.yaml's `ingest:` section over defaults
     scanner.py  list the source, record new file versions, group them into jobs
-    jobs.py     the scanner and job tables (claims with FOR UPDATE SKIP LOCKED on PostgreSQL)
+    tables.py   the scanner, job, destination and schema tables
+    jobs.py     their transitions (claims with FOR UPDATE SKIP LOCKED on PostgreSQL)
     worker.py   claim a job, stage each file, load it exactly once through a sink
     schema.py   the destination's fixed schema: declared, or inferred from the first file
     stager.py   the DuckDB engine's CSV staging, rows kept whole for the load

@@ -29,7 +29,7 @@ from ..sinks import open_sink
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT, parse_duration
 from ..urls import file_of, identity, redact_url
-from .jobs import JobStore, open_catalog
+from .jobs import JobStore
 from .scanner import ScanReport, scan_files
 from .schema import DEFAULT_NULLS, columns_from_config, infer_columns
 from .settings import (
@@ -41,6 +41,7 @@ from .settings import (
     settings,
     with_table,
 )
+from .tables import open_catalog
 from .worker import Worker, WorkReport
 
 PIPELINE = "ingest"

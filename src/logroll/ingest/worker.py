@@ -38,12 +38,12 @@ import pyarrow as pa
 from .. import faults, proc
 from ..dates import utc_now
 from ..errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
-from ..sinks import Sink
-from ..stage import read_header, stage_csv
+from ..sinks import LoadResult, Sink
+from ..stage import Staged, read_header, stage_csv
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT
 from ..urls import redact_url
-from .jobs import FAILED, LOADED, NEW, Claim, JobStore
+from .jobs import Claim, JobStore
 from .schema import (
     SOURCE_COLUMN,
     arrow_schema,
@@ -51,6 +51,7 @@ from .schema import (
     staging_pipeline,
 )
 from .stager import IngestStager
+from .tables import FAILED, LOADED, NEW
 
 log = logging.getLogger("logroll")
 
@@ -347,53 +348,18 @@ class Worker:
                 self.quarantine_dir,
                 _quarantine_name(uri, key),
             )
-        part_dir = staged_root / key
         try:
-            if staged.rows_read and not staged.rows_valid:
-                raise FileMismatch(
-                    f"none of its {staged.rows_read} rows fits the schema (first reason: "
-                    f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
-                )
-            reader = (
-                self.engine.staged_rows(self.schema, uri, utc_now())
-                if staged.parts  # a file with a header and no row stages nothing
-                else pa.RecordBatchReader.from_batches(self.schema, [])
-            )
-            outcome = dict(
-                rows_read=staged.rows_read,
-                rows_rejected=staged.rows_rejected,
-                quarantine=staged.quarantine,
-                load_error=None,
-            )
-            with self.sink.transaction() as tx:
-                result = tx.load(None, reader, source=uri, version=version, source_column=SOURCE_COLUMN)
-                skipped = result.status == "skipped"
-                outcome.update(
-                    rows_loaded=staged.rows_valid if skipped else result.rows,
-                    load_status="skipped" if skipped else "loaded",
-                )
-                if self.state_in_dest:
-                    # State and destination are one PostgreSQL database: the scanner row says
-                    # "loaded" in the very transaction that loads the rows and the ledger row.
-                    tx.execute(
-                        "UPDATE ingest_files SET "
-                        + ", ".join(f"{k} = %s" for k in outcome)
-                        + ", modified_time = %s WHERE id = %s",
-                        [*outcome.values(), utc_now(), f["id"]],
-                    )
-                # Killed here, the destination rolls the rows and the ledger row back together.
-                faults.point("ingest.loaded_uncommitted")
-            faults.point("ingest.committed")
+            outcome, result = self._load_staged(f, staged)
         finally:
             self.engine.drop_staged()
-            shutil.rmtree(part_dir, ignore_errors=True)  # nothing is written there; a safety net
+            shutil.rmtree(staged_root / key, ignore_errors=True)  # nothing is written there; a safety net
             if staged.part_dir:
                 shutil.rmtree(staged.part_dir, ignore_errors=True)
         if not self.state_in_dest:
             # The ledger in the destination already makes this file's load final; this row is
             # bookkeeping, and a crash before it only means the next attempt finds the ledger row.
             self.store.record_file(f["id"], modified_time=utc_now(), **outcome)
-        if skipped:
+        if result.status == "skipped":
             self.report.files_skipped += 1
             log.info("%s version %s is already in the destination; skipped", uri, version)
             return 0, 0
@@ -411,6 +377,47 @@ class Worker:
             extra={"event": "file_loaded"},
         )
         return result.rows, staged.rows_rejected
+
+    def _load_staged(self, f: dict[str, Any], staged: Staged) -> tuple[dict[str, Any], LoadResult]:
+        """Load a staged file into the destination in one transaction with its ledger row (and,
+        when the state lives there too, its scanner row)."""
+        uri, version = f["uri"], f["version"]
+        if staged.rows_read and not staged.rows_valid:
+            raise FileMismatch(
+                f"none of its {staged.rows_read} rows fits the schema (first reason: "
+                f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
+            )
+        reader = (
+            self.engine.staged_rows(self.schema, uri, utc_now())
+            if staged.parts  # a file with a header and no row stages nothing
+            else pa.RecordBatchReader.from_batches(self.schema, [])
+        )
+        outcome = dict(
+            rows_read=staged.rows_read,
+            rows_rejected=staged.rows_rejected,
+            quarantine=staged.quarantine,
+            load_error=None,
+        )
+        with self.sink.transaction() as tx:
+            result = tx.load(None, reader, source=uri, version=version, source_column=SOURCE_COLUMN)
+            skipped = result.status == "skipped"
+            outcome.update(
+                rows_loaded=staged.rows_valid if skipped else result.rows,
+                load_status="skipped" if skipped else "loaded",
+            )
+            if self.state_in_dest:
+                # State and destination are one PostgreSQL database: the scanner row says
+                # "loaded" in the very transaction that loads the rows and the ledger row.
+                tx.execute(
+                    "UPDATE ingest_files SET "
+                    + ", ".join(f"{k} = %s" for k in outcome)
+                    + ", modified_time = %s WHERE id = %s",
+                    [*outcome.values(), utc_now(), f["id"]],
+                )
+            # Killed here, the destination rolls the rows and the ledger row back together.
+            faults.point("ingest.loaded_uncommitted")
+        faults.point("ingest.committed")
+        return outcome, result
 
     @contextlib.contextmanager
     def _local_copy(self, uri: str, size: int) -> Iterator[Path]:
