@@ -76,11 +76,7 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only.
-
-    A source file that was deleted keeps its rows (raw files are often removed by retention
-    rules); `prune_missing` retracts the rows of the files gone from the folders this run lists,
-    and rebuilds their days as if those files had never been there.
+    `engine="spark"` only. A deleted source file keeps its rows; `prune_missing` retracts them.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -89,7 +85,6 @@ def run(
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
     start, end, requested = _days(date, to, lateness)
     check_counts(parallel=parallel, threads=threads)
-
     src = Storage(source, storage_options)
     src.require_root("source")
     pipe = pipe.with_format(output_format)
@@ -204,7 +199,8 @@ def stream(
 
     `progress`: True/False for a progress line on stderr, None for one on a terminal, or a
     streaming.runner.ProgressLine to draw it (the CLI's shares the console with the log lines)."""
-    from .streaming.runner import progress_stream, run_stream
+    from .streaming.progress import progress_stream
+    from .streaming.runner import run_stream
 
     return run_stream(
         pipeline,

@@ -14,12 +14,11 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,6 +29,7 @@ from ..pipelines import PRESETS, Pipeline, get_pipeline
 from ..pipelines.stream import StreamSpec
 from ..urls import redact_url
 from ..urls import scheme as url_scheme
+from .progress import ProgressLine, StreamProgress
 from .source import FollowSource, StdinSource
 from .stager import StreamStager
 from .store import Layout, Store
@@ -170,57 +170,6 @@ class _Signals:
         if self.wake_fd is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_fd, 4096)
-
-
-class ProgressLine(Protocol):
-    """Where the stream's progress line goes: `show` replaces the line, `end` finishes it."""
-
-    def show(self, text: str) -> None: ...
-
-    def end(self) -> None: ...
-
-
-class TerminalLine:
-    """A progress line redrawn in place with a carriage return (no logging on the same stream)."""
-
-    def __init__(self, out: TextIO):
-        self.out = out
-        self.drawn = False
-
-    def show(self, text: str) -> None:
-        self.out.write(f"\r{text}\x1b[K")
-        self.out.flush()
-        self.drawn = True
-
-    def end(self) -> None:
-        if self.drawn:
-            self.out.write("\n")
-            self.out.flush()
-
-
-class _Progress:
-    """One line on a terminal, redrawn twice a second: events, events/s while busy, rejected, lag."""
-
-    def __init__(self, out: ProgressLine | None, name: str):
-        self.out = out
-        self.name = name
-        self.last = 0.0
-
-    def tick(self, report: StreamReport, lag: str, force: bool = False) -> None:
-        if self.out is None:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        self.out.show(
-            f"{self.name}: {report.rows_read:,} events ({report.events_per_second:,.0f}/s), "
-            f"{report.rows_rejected:,} rejected, lag {lag}"
-        )
-
-    def end(self) -> None:
-        if self.out is not None:
-            self.out.end()
 
 
 def _human_bytes(n: int) -> str:
@@ -389,7 +338,7 @@ class _StreamRun:
         state["source"] = self.source_name
         self.report = StreamReport(pipe.name, dest_name, self.source_name)
         self.lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
-        self.prog = _Progress(progress, pipe.name)
+        self.prog = StreamProgress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
 
@@ -527,13 +476,4 @@ def _lag(source: Any, lines: _Lines) -> str:
     return f"{time.monotonic() - lines.pending_since:.1f} s"
 
 
-def progress_stream(enabled: bool | ProgressLine | None) -> ProgressLine | None:
-    """A line on stderr when it is a terminal (or when asked), else None; a ProgressLine as it is."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if enabled is True:
-        return TerminalLine(sys.stderr)
-    return enabled or None
-
-
-__all__ = ["ProgressLine", "StreamReport", "TerminalLine", "run_stream", "progress_stream", "stream_spec"]
+__all__ = ["StreamReport", "run_stream", "stream_spec"]
