@@ -13,8 +13,6 @@ import time
 from typing import Any
 
 from . import overview
-from .catalog import Catalog
-from .catalog.lock import RunLock
 from .dates import day_range, parse_date
 from .engines import engine_settings
 from .engines.pool import default_parallel
@@ -25,7 +23,7 @@ from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
 from .storage.files import Storage, is_local
 from .units import default_memory_limit
-from .workspace import Workspace, open_workspace
+from .workspace import Workspace, open_state, open_workspace, read_state
 
 log = logging.getLogger("logroll")
 
@@ -111,14 +109,8 @@ def run(
         on_event=on_event,
         started=started,
     )
-    catalog = Catalog(ws.state)
-    lock = RunLock(catalog, pipe.name, wait=wait)
-    try:
-        lock.acquire()
-        report = BatchRun(pipe, src, ws, catalog, opts).run()
-    finally:
-        lock.release()
-        catalog.close()
+    with open_state(ws, pipe.name, wait) as session:
+        report = BatchRun(pipe, src, ws, session, opts).run()
     check_missing(report, pipe, src)
     return report
 
@@ -131,11 +123,13 @@ def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
         )
     if ws.dest.is_s3:
         ws.dest.require_root("destination")  # a missing bucket or no access: fail before any work
-    if not ws.dest.local and state is None:
+    if ws.remote is not None:
+        log.info("state: %s (working copy in %s)", ws.shown_state, ws.work_dir)
+    elif not ws.dest.local and state is None:
         # Say where the catalog is: it decides what the next run thinks is new.
         log.info(
             "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
-            ws.state,
+            ws.shown_state,
         )
 
 
@@ -181,14 +175,13 @@ def status(
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Days built, dirty and failed; files staged, rejected and failed; recent runs."""
+    """Days built, dirty and failed; files staged, rejected and failed; recent runs; where the
+    state is. Reads the state without writing or creating anything: a destination or state that
+    does not exist raises StateNotFound."""
     pipe = resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
-    try:
-        return overview.summary(catalog, pipe, ws.state)
-    finally:
-        catalog.close()
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
+    with read_state(ws, pipe.name) as session:
+        return overview.summary(session.catalog, pipe, ws.shown_state, session.running())
 
 
 __all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]

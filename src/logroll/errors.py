@@ -9,6 +9,8 @@ schedule are the other ways to run.
 
 from __future__ import annotations
 
+from .urls import scrub
+
 
 class LogrollError(Exception):
     """Base class. `exit_code` is what the CLI exits with; `step` is where it happened."""
@@ -18,9 +20,10 @@ class LogrollError(Exception):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an error's message, or its class name when it has none."""
+    """The first line of an error's message, or its class name when it has none; a secret a
+    library echoed from a URL it was given (see urls.scrub) is masked."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return scrub(text.splitlines()[0]) if text else type(exc).__name__
 
 
 # ---- before any data is touched -------------------------------------------------------------
@@ -57,8 +60,31 @@ class TransientError(LogrollError):
     step = "storage"
 
 
+class WriteConflict(LogrollError):
+    """A conditional write lost: the object changed (If-Match) or already exists (If-None-Match)."""
+
+    step = "storage"
+
+
 class LockedError(LogrollError):
     """Another run holds the lock for this pipeline and state."""
+
+    step = "catalog"
+
+
+class LeaseLost(LockedError):
+    """This run's lock or lease was taken over, or another run committed to its state meanwhile:
+    the run stops before its next commit."""
+
+
+class StateNotFound(UsageError):
+    """A read-only command found no destination or no state to read."""
+
+    step = "catalog"
+
+
+class DestinationMismatch(UsageError):
+    """A state recorded another destination than the one it is used for."""
 
     step = "catalog"
 

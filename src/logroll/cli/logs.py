@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from ..errors import UsageError
 from ..events import PROGRESS_EVENTS
+from ..urls import scrub
 
 FORMATS = ("text", "json")
 _OPTIONAL = ("run_id", "uri", "error", "phase", "done", "total", "next_run", "status")
@@ -48,6 +49,17 @@ class HideProgressLines(logging.Filter):
         return not (record.levelno <= logging.INFO and getattr(record, "event", None) in PROGRESS_EVENTS)
 
 
+class MaskSecrets(logging.Filter):
+    """Last line of defence: a secret a library echoed into a message (urls.scrub) is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub(record.getMessage()), None
+        error = getattr(record, "error", None)
+        if isinstance(error, str):
+            record.error = scrub(error)
+        return True
+
+
 def setup(fmt: str = "text", level: int = logging.INFO, stream: IO[str] | None = None) -> Any:
     """Route the `logroll` logger. Returns the Rich console when logging to a terminal, else None."""
     if fmt not in FORMATS:
@@ -68,6 +80,7 @@ def setup(fmt: str = "text", level: int = logging.INFO, stream: IO[str] | None =
     else:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(MaskSecrets())
     root = logging.getLogger("logroll")
     root.handlers[:] = [handler]
     root.setLevel(level)

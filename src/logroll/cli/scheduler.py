@@ -236,17 +236,17 @@ def serve(
 ) -> int:
     """Run `pipeline` at every `cron` slot until SIGTERM/SIGINT; returns the number of failed runs."""
     from .. import api
-    from ..catalog import Catalog
-    from ..workspace import open_workspace
+    from ..errors import StateNotFound
+    from ..workspace import open_workspace, read_state
 
     cron = check_cron(cron)
     pipe = api.resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
     try:
-        last = last_run_started(catalog, pipe.name)
-    finally:
-        catalog.close()
+        with read_state(ws, pipe.name) as session:
+            last = last_run_started(session.catalog, pipe.name)
+    except StateNotFound:
+        last = None  # nothing has run yet: nothing to catch up on
 
     def job(_slot: dt.datetime) -> Any:
         return api.run(

@@ -22,7 +22,7 @@ from typing import Any
 import fsspec
 
 from .. import faults
-from ..errors import SourceNotFound, StorageError, TransientError
+from ..errors import SourceNotFound, StorageError, TransientError, WriteConflict
 from ..proc import pid_alive
 from . import s3
 
@@ -218,6 +218,84 @@ class Storage:
             return str(info.get("ETag") or info.get("etag") or "").strip('"')
 
         return self._call(head, "checking", self.uri(path))
+
+    # ---- whole small objects: identity, lease, catalog ---------------------------------
+    def read_object(self, rel: str) -> tuple[bytes, str] | None:
+        """(bytes, ETag) of ROOT/rel, None when absent. A local file's ETag is its MD5, as S3's."""
+        path = join(self.root, rel)
+        if self.local:
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                return None
+            return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self._call(lambda: s3.get_object(self.fs, path), "reading", self.uri(path))
+
+    def write_object(
+        self, rel: str, data: bytes, *, if_match: str | None = None, create: bool = False
+    ) -> str:
+        """Put `data` at ROOT/rel and return its ETag: over the object whose ETag is `if_match`
+        only, or (`create`) only where there is none. Losing either raises WriteConflict."""
+        path = join(self.root, rel)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if self.local:
+            return self._write_local(Path(path), data, md5, if_match, create)
+        try:
+            return self._call(
+                lambda: s3.put_object(self.fs, path, data, if_match, create), "writing", self.uri(path)
+            )
+        except WriteConflict:
+            # A PUT whose answer was lost and was retried finds its own bytes there: that is a success.
+            if self.etag(rel) == md5:
+                return md5
+            raise
+
+    def _write_local(self, path: Path, data: bytes, md5: str, if_match: str | None, create: bool) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if create and if_match is None:
+            try:
+                with open(path, "xb") as fh:
+                    fh.write(data)
+                    os.fsync(fh.fileno())
+            except FileExistsError:
+                raise WriteConflict(f"{path} exists already") from None
+            return md5
+        current = self.read_object(str(path.relative_to(self.root)))
+        if if_match is not None and (current is None or current[1] != if_match):
+            raise WriteConflict(f"{path} changed meanwhile")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return md5
+
+    def tree(self, rel: str) -> list[tuple[str, int, dt.datetime | None]]:
+        """(path relative to ROOT, size, modified) of every file below ROOT/rel, sorted."""
+        base = join(self.root, rel)
+
+        def find() -> dict[str, Any]:
+            try:
+                return self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                return {}
+
+        root = self.root.replace(os.sep, "/").rstrip("/") + "/"
+        found = self._call(find, "listing", self.uri(base))
+        return sorted(
+            (p.replace(os.sep, "/").removeprefix(root), int(i.get("size") or 0), _modified(i))
+            for p, i in found.items()
+            if i.get("type") != "directory"
+        )
+
+    def remove(self, rels: list[str]) -> None:
+        """Delete the files ROOT/rel (absent ones are no error)."""
+        if not rels:
+            return
+        paths = [join(self.root, r) for r in rels]
+        if self.local:
+            for p in paths:
+                Path(p).unlink(missing_ok=True)
+            return
+        self._call(lambda: self.fs.rm(paths), "deleting", self.uri(paths[0]))
 
     def discard_stale_temps(self, rel: str) -> None:
         """Remove the temporaries of `put_atomic` that a killed process left beside ROOT/rel."""
