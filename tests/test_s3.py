@@ -103,9 +103,12 @@ def test_seed002_command_on_s3_equals_local_run_byte_for_byte(
     assert report["state"] == f"s3://{s3_bucket}/results/_logroll/catalog.sqlite"
     assert {"results/_logroll/catalog.sqlite", "results/_logroll/id", "results/_logroll/lock"} <= set(keys)
     assert any(k.startswith("results/_logroll/staged/impressions/") for k in keys)
-    assert set(keys) <= {*qkeys, "results/_logroll/catalog.sqlite", "results/_logroll/id", "results/_logroll/lock"} | {
-        k for k in keys if k.startswith("results/_logroll/staged/impressions/")
-    }
+    assert set(keys) <= {
+        *qkeys,
+        "results/_logroll/catalog.sqlite",
+        "results/_logroll/id",
+        "results/_logroll/lock",
+    } | {k for k in keys if k.startswith("results/_logroll/staged/impressions/")}
     assert f"state: s3://{s3_bucket}/results/_logroll/catalog.sqlite" in res.err
 
     # The spool is gone: every downloaded copy was removed; the cache is under ~/.cache/logroll.

@@ -392,6 +392,3 @@ def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:
         f"no input files for {days} (looked in {where}) and nothing staged for "
         f"{'it' if len(missing) == 1 else 'them'}: check the date and --source"
     )
-
-
-

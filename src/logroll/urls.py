@@ -122,8 +122,10 @@ def without_userinfo(url: str) -> tuple[str, str | None, str | None]:
     _remember(password)
     if user is None:
         return url, None, None
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), unquote(user), (
-        unquote(password) if password is not None else None
+    return (
+        urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)),
+        unquote(user),
+        (unquote(password) if password is not None else None),
     )
 
 
@@ -175,7 +177,12 @@ def _postgres_fields(url: str) -> dict[str, str]:
         parts = urlsplit(conninfo)
         user, _, host = split_userinfo(parts.netloc)
         hostname, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
-        fields = {"host": hostname, "port": port, "dbname": unquote(parts.path.lstrip("/")), "user": user or ""}
+        fields = {
+            "host": hostname,
+            "port": port,
+            "dbname": unquote(parts.path.lstrip("/")),
+            "user": user or "",
+        }
         for item in parts.query.split("&"):
             name, _, value = item.partition("=")
             if name in fields:

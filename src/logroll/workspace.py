@@ -180,7 +180,11 @@ class StateSession:
     def collect_garbage(self) -> None:
         """Part folders no catalog row points at: left by a run that died before its commit, or
         replaced by a newer version of their file."""
-        live = {Path(p.path).parent.parent.name for rows in self.catalog.parts(self.pipeline).values() for p in rows}
+        live = {
+            Path(p.path).parent.parent.name
+            for rows in self.catalog.parts(self.pipeline).values()
+            for p in rows
+        }
         root = self.ws.staged_root(self.pipeline)
         for d in sorted(root.iterdir()) if root.exists() else ():
             if d.is_dir() and d.name not in live:
@@ -197,7 +201,9 @@ class StateSession:
 
         if self.ws.remote is not None:
             row = lease_holder(self.ws.dest)
-            return None if row is None else {k: str(v) if hasattr(v, "isoformat") else v for k, v in row.items()}
+            return (
+                None if row is None else {k: str(v) if hasattr(v, "isoformat") else v for k, v in row.items()}
+            )
         return running(self.catalog, self.pipeline)
 
 
@@ -258,4 +264,3 @@ def read_state(ws: Workspace, pipeline: str) -> Iterator[StateSession]:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
