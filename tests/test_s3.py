@@ -9,30 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from s3server import download_tree, isolated_aws_env, upload_tree
 
-from conftest import CliResult, tree_bytes
+from conftest import CliResult, run_exact_env, tree_bytes
 
 DAY = "2021-01-30"
-
-
-def run_exact_env(*args: str, env: dict[str, str], cwd: Path | None = None) -> CliResult:
-    """The CLI with exactly `env` (run_cli adds this machine's environment)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "logroll.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def local_run(cli, raw: Path, dest: Path, *extra: str) -> dict:

@@ -51,8 +51,11 @@ def _remember(*values: str | None) -> None:
     with _seen_lock:
         for v in values:
             if v:
-                _seen.add(v)
-                _seen.add(unquote(v))
+                # libpq splits user info on the *first* @, so its messages may quote any piece
+                # of a password holding a raw @ ("could not translate host name "tail@host"").
+                for piece in {v, unquote(v), *v.split("@")}:
+                    if piece:
+                        _seen.add(piece)
 
 
 def redact_url(url: str) -> str:

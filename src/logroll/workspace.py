@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import tempfile
@@ -39,7 +38,7 @@ from .catalog.store import PartRow
 from .dates import utc_now
 from .errors import LockedError, StateNotFound, WriteConflict
 from .sinks import is_sink_url
-from .storage.files import Storage
+from .storage.files import Storage, cache_root
 from .storage.parts import RemoteParts, retention_from_env
 from .urls import identity as url_identity
 from .urls import redact_url
@@ -47,11 +46,6 @@ from .urls import redact_url
 log = logging.getLogger("logroll")
 
 ID_FILE = "_logroll/id"
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "logroll"
 
 
 @dataclass

@@ -30,7 +30,7 @@ from croniter import croniter
 
 from .. import proc
 from ..errors import LockedError, LogrollError, UsageError, first_line
-from ..urls import redact_url
+from ..urls import has_secret
 
 log = logging.getLogger("logroll")
 
@@ -293,11 +293,11 @@ def absolute_location(url: str) -> str:
     return str(Path(url.removeprefix("file://")).expanduser().absolute())
 
 
-def crontab_state(state: str | None) -> tuple[str | None, bool]:
-    """The --state to write into a crontab line (None: leave it to LOGROLL_STATE), and whether
-    it was left out because it holds a password."""
-    if state is None:
+def crontab_location(value: str | None) -> tuple[str | None, bool]:
+    """A --source, --dest or --state to write into a crontab line (None: leave it to its LOGROLL_*
+    variable), and whether it was left out because it holds a secret (urls.has_secret)."""
+    if value is None:
         return None, False
-    if redact_url(state) != state:
-        return None, True  # never write a password into a crontab: LOGROLL_STATE carries it
-    return absolute_location(state) if "://" not in state else state, False
+    if has_secret(value):
+        return None, True  # never write a secret into a crontab: a variable line above it carries it
+    return absolute_location(value), False

@@ -48,6 +48,12 @@ def join(base: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/"), *parts)
 
 
+def cache_root() -> Path:
+    """Where this machine keeps working copies: $XDG_CACHE_HOME/logroll, else ~/.cache/logroll."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "logroll"
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -229,7 +235,17 @@ class Storage:
             except FileNotFoundError:
                 return None
             return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
-        return self._call(lambda: s3.get_object(self.fs, path), "reading", self.uri(path))
+        if self.is_s3:
+            return self._call(lambda: s3.get_object(self.fs, path), "reading", self.uri(path))
+
+        def cat() -> tuple[bytes, str] | None:  # other stores: no ETag to trust, the MD5 stands in
+            try:
+                data = self.fs.cat_file(path)
+            except FileNotFoundError:
+                return None
+            return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+        return self._call(cat, "reading", self.uri(path))
 
     def write_object(
         self, rel: str, data: bytes, *, if_match: str | None = None, create: bool = False
@@ -240,6 +256,9 @@ class Storage:
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         if self.local:
             return self._write_local(Path(path), data, md5, if_match, create)
+        if not self.is_s3:  # a store without conditional writes never holds a state (workspace.py)
+            self._call(lambda: self.fs.pipe_file(path, data), "writing", self.uri(path))
+            return md5
         try:
             return self._call(
                 lambda: s3.put_object(self.fs, path, data, if_match, create), "writing", self.uri(path)
