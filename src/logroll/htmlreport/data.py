@@ -73,7 +73,11 @@ def _open_text(path: str, storage_options: dict[str, Any] | None) -> Any:
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
-        return fsspec.open(path, "rt", encoding="utf-8", newline="", **(storage_options or {})).open()
+        from ..storage import s3
+
+        # The same options (and the same single retry layer) a run gives s3fs; never logroll's own keys.
+        opts = s3.filesystem_options(storage_options) if s3.is_s3(path) else dict(storage_options or {})
+        return fsspec.open(path, "rt", encoding="utf-8", newline="", **opts).open()
     return open(path.removeprefix("file://"), encoding="utf-8", newline="")
 
 
