@@ -57,6 +57,7 @@ def run(
     output_format: str | None = None,
     spark_master: str | None = None,
     spark_conf: list[str] | dict[str, str] | None = None,
+    follow_symlinks: bool = False,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -72,7 +73,8 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only.
+    `engine="spark"` only. `follow_symlinks` reads what links under `source` point to outside it
+    (by default such a link is skipped with a warning).
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -106,6 +108,7 @@ def run(
         threads=threads,
         parallel=parallel or default_parallel(engine),
         engine_options=engine_options,
+        follow_symlinks=follow_symlinks,
         on_event=on_event,
         started=started,
     )

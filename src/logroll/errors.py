@@ -108,6 +108,13 @@ class NoInputError(LogrollError):
     step = "discover"
 
 
+class ListingError(LogrollError):
+    """A folder or file of the source could not be listed: the run fails (exit 1) and the days
+    it may hold rows for are not published as complete."""
+
+    step = "discover"
+
+
 class FileRejected(LogrollError):
     """The whole file cannot be used (e.g. its header lacks a required column)."""
 

@@ -56,6 +56,7 @@ class RunOptions:
     threads: int | None = None
     parallel: int = 1
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    follow_symlinks: bool = False  # read what links under the source point to outside it
     on_event: EventCallback | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -79,6 +80,7 @@ class BatchRun:
         self.commit_lock = threading.Lock()  # one commit at a time
         self.committed = time.monotonic()
         self.run_id = 0
+        self.unread: list[str] = []  # files and folders that could not be read: their days wait
         self.emit = Emitter(pipe.name, 0, opts.on_event)
 
     # ---- the run -------------------------------------------------------------------------------
@@ -134,7 +136,11 @@ class BatchRun:
             if opts.start and opts.end
             else None
         )
-        listed = discover.list_sources(self.src, pipe, folders, exclude=self._nested_dest())
+        listed, unreadable = discover.list_sources(
+            self.src, pipe, folders, self._nested_dest(), opts.follow_symlinks
+        )
+        for u in unreadable:  # never taken for an empty folder: the run fails, its days wait
+            self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
         listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
@@ -167,6 +173,7 @@ class BatchRun:
                 if row and any(not self.ws.dest.exists(rel) for rel in row["outputs"]):
                     row["fingerprint"] = None
         targets = build_mod.days_to_build(pipe, all_parts, built, requested, self.opts.force)
+        targets = self._hold_back(targets)
         tmp_root = self.ws.work_dir / "tmp" / f"run-{self.run_id}"
         self.emit.phase(
             "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
@@ -294,11 +301,40 @@ class BatchRun:
     def _failed(self, f: FileVersion, exc: Exception) -> None:
         msg = first_line(exc)
         self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        self._unlisted(f.uri, msg)
+
+    def _unlisted(self, uri: str, msg: str) -> None:
+        """A file or folder this run could not read: reported failed, and its days held back."""
         with self.lock:
-            self.report.files_failed.append({"uri": f.uri, "error": msg})
+            self.report.files_failed.append({"uri": uri, "error": msg})
+            self.unread.append(uri)
         self.emit.emit(
-            "file_failed", f"failed {f.uri}: {msg}", level=logging.ERROR, phase="stage", uri=f.uri, error=msg
+            "file_failed", f"failed {uri}: {msg}", level=logging.ERROR, phase="stage", uri=uri, error=msg
         )
+
+    def _hold_back(self, targets: list[str]) -> list[str]:
+        """The days to build, less those an unread file or folder may hold rows for: each is
+        recorded failed (dirty until a run reads all its input) instead of published incomplete."""
+        if not self.unread:
+            return targets
+        held = discover.days_held(self.pipe, [self._relative(u) for u in self.unread], self.opts.lateness)
+        out = []
+        for day in targets:
+            if held is not None and day not in held:
+                out.append(day)
+                continue
+            error = f"not built: its input {self.unread[0]} could not be read (see the failed files); run again once it can"
+            self.catalog.record_partition_failed(self.pipe.name, day, error, self.run_id)
+            self.report.partitions_failed.append({"day": day, "error": error})
+            self.emit.emit(
+                "day_failed",
+                f"day {day} failed: {error}",
+                level=logging.ERROR,
+                phase="build",
+                day=day,
+                error=error,
+            )
+        return out
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(

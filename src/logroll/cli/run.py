@@ -119,6 +119,14 @@ def run(
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     as_json: Json = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Read files and folders that links under --source point to outside it "
+            "[default: skip them with a warning; input.follow_symlinks in logroll.yaml].",
+        ),
+    ] = False,
     output_format: Annotated[
         str | None,
         typer.Option(
@@ -183,6 +191,7 @@ def run(
             on_event=progress,
             storage_options=storage_options,
             output_format=output_format,
+            follow_symlinks=follow_symlinks,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
