@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ from .catalog.remote import RemoteCatalog
 from .catalog.store import PartRow
 from .dates import utc_now
 from .errors import LockedError, StateNotFound, WriteConflict
+from .overview import running
 from .sinks import is_sink_url
 from .storage.files import Storage, cache_root
 from .storage.parts import RemoteParts, retention_from_env
@@ -130,7 +132,10 @@ def open_workspace(
     if getattr(storage, "is_s3", False):
         ws.parts = RemoteParts(storage, wd)
         if state is None:
-            ws.remote = RemoteCatalog(storage, wd / "catalog.sqlite")
+            # A working copy per process: one that lost its lease and goes on writing its own
+            # copy can never slip rows into the copy of the run that took over.
+            ws.remote = RemoteCatalog(storage, wd / "state" / f"catalog-{os.getpid()}.sqlite")
+            ws.state = str(ws.remote.local)
             ws.shown_state = ws.remote.url
     if not ws.shown_state:
         ws.shown_state = redact_url(ws.state)
@@ -191,8 +196,6 @@ class StateSession:
 
     def running(self) -> dict[str, Any] | None:
         """Who runs on this state right now (from its lease or lock), if anyone."""
-        from .overview import running
-
         if self.ws.remote is not None:
             row = lease_holder(self.ws.dest)
             return (

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import LeaseLost, WriteConflict
+from ..proc import pid_alive
 from ..storage.files import Storage, join
 
 CATALOG = "_logroll/catalog.sqlite"
@@ -25,6 +26,14 @@ def remove_sqlite(path: Path) -> None:
     """A SQLite file and its WAL, shared-memory and journal files."""
     for suffix in ("", *_SIDE_FILES):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _clear_stale(folder: Path) -> None:
+    """Working copies (catalog-PID.sqlite) of processes that no longer run."""
+    for path in folder.glob("catalog-*.sqlite"):
+        pid = path.stem.removeprefix("catalog-")
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            remove_sqlite(path)
 
 
 class RemoteCatalog:
@@ -46,6 +55,8 @@ class RemoteCatalog:
         """Download the catalog to `target` (default: the working copy), replacing what is there;
         False (and no file) when the destination has none yet."""
         target = target or self.local
+        if target == self.local:
+            _clear_stale(self.local.parent)
         got = self.dest.read_object(CATALOG)
         remove_sqlite(target)
         if target == self.local:
