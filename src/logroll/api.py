@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import overview
@@ -21,7 +22,7 @@ from .events import EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
-from .storage.files import Storage, is_local
+from .storage.files import Storage
 from .units import default_memory_limit
 from .workspace import Workspace, open_state, open_workspace, read_state
 
@@ -46,6 +47,7 @@ def run(
     timestamp_column: str | None = None,
     lateness: int = 1,
     force: bool = False,
+    prune_missing: bool = False,
     engine: str = "duckdb",
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -73,36 +75,29 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only. `follow_symlinks` reads what links under `source` point to outside it
-    (by default such a link is skipped with a warning).
+    `engine="spark"` only. A deleted source file keeps its rows; `prune_missing` retracts them.
+    A link under `source` to outside it is skipped with a warning, unless `follow_symlinks`.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
     # layout (strftime of the date folders) and timestamp_column (header of the event time)
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
-    if lateness < 0:
-        raise UsageError("--lateness must be 0 or more days")
-    start = parse_date(date) if date is not None else None
-    end = parse_date(to) if to is not None else start
-    if to is not None and start is None:
-        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
-    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
-
+    start, end, requested = _days(date, to, lateness)
+    check_counts(parallel=parallel, threads=threads)
     src = Storage(source, storage_options)
     src.require_root("source")
     pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
-    if ws.dest.tables:  # tables are loaded from typed Parquet, not CSV
-        ws.dest.check(pipe)
-        pipe = pipe.with_format("parquet")
-    _check_remote_dest(ws, src, state)
+    _check_not_streamed(ws, pipe.name, dest)
+    pipe = _check_dest(ws, src, state, pipe)
     opts = RunOptions(
         start=start,
         end=end,
         requested=requested,
         lateness=lateness,
         force=force,
+        prune_missing=prune_missing,
         engine=engine,
         memory_limit=memory_limit or default_memory_limit(engine),
         threads=threads,
@@ -118,7 +113,51 @@ def run(
     return report
 
 
-def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
+def check_counts(**counts: int | None) -> None:
+    """--parallel 0 or --threads -1 would silently mean "the default": say so instead."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: give 1 or more (or leave it out for the default)")
+
+
+def _check_not_streamed(ws: Workspace, pipeline: str, dest: str) -> None:
+    """A destination `logroll stream` writes keeps its own tables and checkpoint; a run there
+    would overwrite the stream's outputs (a table over its view) and leave its counts stale."""
+    from .streaming.status import database
+
+    if ws.dest.tables:
+        from .sinks.read import table_exists
+        from .streaming.store import events_table
+
+        streamed = table_exists(dest.partition("#")[0], events_table(pipeline))
+    else:
+        streamed = Path(database(pipeline, dest, str(ws.work_dir))).exists()
+    if streamed:
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll stream {pipeline}` writes (its tables and checkpoint): "
+            "a run there would overwrite the stream's outputs; give the run another --dest"
+        )
+
+
+def _days(
+    date: str | dt.date | None, to: str | dt.date | None, lateness: int
+) -> tuple[dt.date | None, dt.date | None, tuple[str, ...] | None]:
+    """(start, end, the requested days) of `run DATE --to TO`; all None to catch up."""
+    if lateness < 0:
+        raise UsageError("--lateness must be 0 or more days")
+    start = parse_date(date) if date is not None else None
+    end = parse_date(to) if to is not None else start
+    if to is not None and start is None:
+        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
+    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
+    return start, end, requested
+
+
+def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) -> Pipeline:
+    """The destination is usable for `pipe` (tables get typed Parquet); returns the pipeline to run."""
+    if ws.dest.tables:  # tables are loaded from typed Parquet, not CSV
+        ws.dest.check(pipe)
+        pipe = pipe.with_format("parquet")
     if ws.dest.url.rstrip("/") == src.url.rstrip("/"):
         raise UsageError(
             f"--dest {ws.dest.url} is the source folder itself: results would mix with raw files; "
@@ -134,6 +173,7 @@ def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
             "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
             ws.shown_state,
         )
+    return pipe
 
 
 def stream(
@@ -148,12 +188,16 @@ def stream(
     publish_interval: float = 5.0,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: Any = None,
 ) -> Any:
     """Commit JSON lines from stdin (or the file `follow`, from its checkpoint) into `dest`, one
     micro-batch of `batch_size` lines (or `max_delay` seconds) per transaction, until the input
-    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py)."""
-    from .streaming.runner import progress_stream, run_stream
+    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py).
+
+    `progress`: True/False for a progress line on stderr, None for one on a terminal, or a
+    streaming.runner.ProgressLine to draw it (the CLI's shares the console with the log lines)."""
+    from .streaming.progress import progress_stream
+    from .streaming.runner import run_stream
 
     return run_stream(
         pipeline,
@@ -187,4 +231,14 @@ def status(
         return overview.summary(session.catalog, pipe, ws.shown_state, session.running())
 
 
-__all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]
+def stream_status(
+    pipeline: str | Pipeline, *, dest: str, work_dir: str | None = None
+) -> dict[str, Any] | None:
+    """A stream's inputs, checkpoints, batches, events and last commit in `dest`; None when
+    nothing was streamed there (see streaming/status.py)."""
+    from .streaming.status import stream_status as read
+
+    return read(pipeline, dest=dest, work_dir=work_dir)
+
+
+__all__ = ["run", "stream", "status", "stream_status", "resolve"]

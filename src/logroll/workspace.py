@@ -119,6 +119,7 @@ def open_workspace(
         ident = url_identity(dest)
     else:
         storage = Storage(dest, storage_options)
+        storage.require_folder("--dest")
         ident = url_identity(storage.url, (storage.options or {}).get("endpoint_url"))
     if storage.local and not storage.tables:
         wd = Path(work_dir) if work_dir else Path(storage.url) / "_logroll"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from typing import Annotated
 
 import typer
@@ -15,20 +14,23 @@ from ..errors import UsageError
 from ..storage import s3
 from ..units import DEFAULT_MEMORY_LIMIT
 from .app import (
-    MEMORY_HELP,
     AwsConfig,
     ConfigFile,
     Dest,
     EndpointUrl,
+    Initials,
     Json,
     LogFormat,
+    MemoryLimit,
+    Pipeline,
     Source,
     State,
+    Threads,
     TimestampColumn,
     Wait,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
@@ -36,112 +38,124 @@ from .app import (
 from .ingest import run as run_ingest
 from .ingest import status as ingest_status
 
+DateArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="DATE",
+        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day.",
+    ),
+]
+To = Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")]
+Lateness = Annotated[
+    int | None,
+    typer.Option(
+        "--lateness",
+        help="Days either side whose folders may hold rows for the requested days [default: 1].",
+        envvar="LOGROLL_LATENESS",
+    ),
+]
+Layout = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="strftime pattern of the date folders under --source, e.g. %m-%d-%Y [default: %Y/%m/%d].",
+        envvar="LOGROLL_LAYOUT",
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")]
+PruneMissing = Annotated[
+    bool,
+    typer.Option(
+        "--prune-missing",
+        help="Retract the rows of source files deleted since they were staged and rebuild their "
+        "days [default: a deleted file's rows are kept].",
+    ),
+]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+        envvar="LOGROLL_ENGINE",
+    ),
+]
+Master = Annotated[
+    str | None,
+    typer.Option(
+        "--master",
+        help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
+        envvar="LOGROLL_SPARK_MASTER",
+    ),
+]
+SparkConf = Annotated[
+    list[str] | None,
+    typer.Option("--conf", help="For --engine spark: a Spark setting KEY=VALUE; repeat for more."),
+]
+Parallel = Annotated[
+    int | None,
+    typer.Option(
+        "--parallel",
+        help="Stage files and build days this many at once; they share --memory-limit and --threads "
+        "[default: one per core with duckdb, else 1].",
+        envvar="LOGROLL_PARALLEL",
+    ),
+]
+OutputFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Output files as csv or parquet [default: the pipeline's]. "
+        "A --dest of duckdb:///FILE or postgresql://... writes tables instead.",
+        envvar="LOGROLL_FORMAT",
+    ),
+]
+FollowSymlinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Read files and folders that links under --source point to outside it "
+        "[default: skip them with a warning; input.follow_symlinks in logroll.yaml].",
+    ),
+]
 
-@app.command()
+
+@command()
 def run(
-    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
-    date: Annotated[
-        str | None,
-        typer.Argument(
-            help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
-            "Omit to catch up on every dirty day."
-        ),
-    ] = None,
+    pipeline: Pipeline,
+    date: DateArg = None,
+    *,
     source: Source = None,
     dest: Dest = None,
     config: ConfigFile = None,
-    to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
+    to: To = None,
     state: State = None,
-    initials: Annotated[
-        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
-    ] = None,
-    lateness: Annotated[
-        int | None,
-        typer.Option(
-            "--lateness",
-            help="Days either side whose folders may hold rows for the requested days [default: 1].",
-            envvar="LOGROLL_LATENESS",
-        ),
-    ] = None,
-    layout: Annotated[
-        str | None,
-        typer.Option(
-            "--layout",
-            help="strftime pattern of the date folders under --source, e.g. %m-%d-%Y [default: %Y/%m/%d].",
-            envvar="LOGROLL_LAYOUT",
-        ),
-    ] = None,
+    initials: Initials = None,
+    lateness: Lateness = None,
+    layout: Layout = None,
     timestamp_column: TimestampColumn = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="duckdb (default) or spark (pip install 'logroll[spark]').",
-            envvar="LOGROLL_ENGINE",
-        ),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(
-            "--master",
-            help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
-            envvar="LOGROLL_SPARK_MASTER",
-        ),
-    ] = None,
-    spark_conf: Annotated[
-        list[str] | None,
-        typer.Option("--conf", help="For --engine spark: a Spark setting KEY=VALUE; repeat for more."),
-    ] = None,
-    memory_limit: Annotated[
-        str | None,
-        typer.Option(
-            "--memory-limit",
-            help=MEMORY_HELP,
-            envvar="LOGROLL_MEMORY_LIMIT",
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
-    ] = None,
-    parallel: Annotated[
-        int | None,
-        typer.Option(
-            "--parallel",
-            help="Stage files and build days this many at once; they share --memory-limit and --threads "
-            "[default: one per core with duckdb, else 1].",
-            envvar="LOGROLL_PARALLEL",
-        ),
-    ] = None,
+    force: Force = False,
+    prune_missing: PruneMissing = False,
+    engine: Engine = None,
+    master: Master = None,
+    spark_conf: SparkConf = None,
+    memory_limit: MemoryLimit = None,
+    threads: Threads = None,
+    parallel: Parallel = None,
     wait: Wait = 0.0,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     as_json: Json = False,
-    follow_symlinks: Annotated[
-        bool,
-        typer.Option(
-            "--follow-symlinks",
-            help="Read files and folders that links under --source point to outside it "
-            "[default: skip them with a warning; input.follow_symlinks in logroll.yaml].",
-        ),
-    ] = False,
-    output_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Output files as csv or parquet [default: the pipeline's]. "
-            "A --dest of duckdb:///FILE or postgresql://... writes tables instead.",
-            envvar="LOGROLL_FORMAT",
-        ),
-    ] = None,
+    output_format: OutputFormat = None,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli/ingest.py
         if (engine and engine != "duckdb") or master or spark_conf:
             # Each file is loaded on its own as it lands: there is no day build to distribute.
             fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+        command_logging(log_format)
         return run_ingest(
             source=source,
             dest=dest,
@@ -155,26 +169,10 @@ def run(
             config=config,
         )
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
-    pipe, opts = call(
-        config_mod.resolve,
-        pipeline,
-        config,
-        dict(
-            source=source,
-            dest=dest,
-            state=state,
-            initials=initials,
-            lateness=lateness,
-            engine=engine,
-            memory_limit=memory_limit,
-            threads=threads,
-            work_dir=work_dir,
-            layout=layout,
-            timestamp_column=timestamp_column,
-            spark_master=master,
-            spark_conf=spark_conf or None,
-        ),
-    )
+    flags = dict(source=source, dest=dest, state=state, initials=initials, lateness=lateness, engine=engine)
+    flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
+    flags.update(timestamp_column=timestamp_column, spark_master=master, spark_conf=spark_conf or None)
+    pipe, opts = call(config_mod.resolve, pipeline, config, flags)
     require(opts, "source", "dest")
     progress = command_logging(log_format, bar=True)
     storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
@@ -185,6 +183,7 @@ def run(
             date,
             to=to,
             force=force,
+            prune_missing=prune_missing,
             **opts,
             parallel=parallel,
             wait=wait,
@@ -193,27 +192,25 @@ def run(
             output_format=output_format,
             follow_symlinks=follow_symlinks,
         )
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
-    else:
-        typer.echo(report.summary())
+    typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def status(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
+    *,
     dest: Dest = None,
     source: Annotated[
         str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")
     ] = None,
     config: ConfigFile = None,
     all_files: Annotated[
-        bool, typer.Option("--files", help="List every processed file (default: the last 20).")
+        bool, typer.Option("--files", help="List every processed file [default: the last 20].")
     ] = False,
     all_days: Annotated[
-        bool, typer.Option("--all-days", help="List every day (default: days not built + the last 30).")
+        bool, typer.Option("--all-days", help="List every day [default: days not built + the last 30].")
     ] = False,
     state: State = None,
     work_dir: WorkDir = None,
@@ -227,6 +224,12 @@ def status(
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:  # the destination of `logroll stream`: its inputs and checkpoints
+        from .views import print_stream
+
+        typer.echo(json.dumps(streamed, sort_keys=True)) if as_json else print_stream(streamed)
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     info = call(
         api.status,
@@ -239,20 +242,6 @@ def status(
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
+    from .views import print_status
 
-    from .views import print_days, print_processed, print_runs
-
-    # Piped or redirected, Rich would wrap at 80 columns; a log file reads better unwrapped.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    print_days(console, info, all_days)
-    files = info["files"]
-    console.print(
-        f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
-    )
-    for f in files["rejected"]:
-        console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
-    for f in files["failed"]:
-        console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
-    print_processed(console, info.get("processed", []), all_files)
-    print_runs(console, info["runs"][:10])
+    print_status(info, all_days, all_files)

@@ -23,11 +23,17 @@ from typing import Any
 import fsspec
 
 from .. import faults
-from ..errors import ListingError, SourceNotFound, StorageError, TransientError, WriteConflict
+from ..errors import ListingError, SourceNotFound, StorageError, TransientError, UsageError, WriteConflict
 from ..proc import pid_alive
+from ..registry import Registry
 from . import s3
 
 log = logging.getLogger("logroll")
+
+# Stores that need an extra: the registry says what to install when its driver is missing.
+PROTOCOLS = Registry(
+    "store", {"s3": "s3fs"}, extras={"s3": "s3"}, missing="{name}:// paths need {module}: {hint}"
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class Storage:
         # Store options (credentials) go to object stores only, never to a local filesystem.
         self.options = dict(options or {}) if not self.local else {}
         fs_options = s3.filesystem_options(self.options) if self.is_s3 else self.options
+        if self.is_s3:
+            PROTOCOLS.module("s3")  # s3fs is the [s3] extra: say so rather than fsspec's "Install s3fs"
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **fs_options)
         except (ImportError, ValueError, TypeError) as exc:
@@ -103,7 +111,18 @@ class Storage:
         path = join(self.root, rel) if rel else self.root
         return bool(self._call(lambda: self.fs.exists(path), "checking", self.uri(path)))
 
+    def require_folder(self, what: str) -> None:
+        """A local path given as a folder must not be a file (a file would be read as an empty
+        folder, or written under as if it were one)."""
+        path = Path(self.url)
+        if self.local and path.exists() and not path.is_dir():
+            raise UsageError(
+                f"{what} {self.url} is a file, not a folder: pass the folder it is in "
+                f"({path.parent}) or the folder the results should go to"
+            )
+
     def require_root(self, what: str) -> None:
+        self.require_folder(f"--{what}" if what in ("source", "dest") else what)
         if self.is_s3:
             # An S3 prefix with no objects is an empty folder, not an error: only the bucket
             # must exist (and be readable with these credentials).
@@ -336,16 +355,21 @@ class Storage:
             if i.get("type") != "directory"
         )
 
-    def remove(self, rels: list[str]) -> None:
-        """Delete the files ROOT/rel (absent ones are no error)."""
-        if not rels:
-            return
+    def remove(self, *rels: str) -> None:
+        """Delete the files ROOT/rel if they are there (outputs no longer written, unreferenced parts)."""
         paths = [join(self.root, r) for r in rels]
+        if not paths:
+            return
         if self.local:
             for p in paths:
                 Path(p).unlink(missing_ok=True)
             return
-        self._call(lambda: self.fs.rm(paths), "deleting", self.uri(paths[0]))
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(paths)
+
+        self._call(rm, "deleting", self.uri(paths[0]))
 
     def discard_stale_temps(self, rel: str) -> None:
         """Remove the temporaries of `put_atomic` that a killed process left beside ROOT/rel."""

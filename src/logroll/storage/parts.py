@@ -104,7 +104,7 @@ class RemoteParts:
             newest[name] = max(newest.get(name, when), when)
         cutoff = utc_now() - dt.timedelta(seconds=retention)
         gone = [n for n in sorted(folders) if n not in keep and newest[n] <= cutoff]
-        self.dest.remove([rel for n in gone for rel in folders[n]])
+        self.dest.remove(*[rel for n in gone for rel in folders[n]])
         with self._lock:
             self._listing = None
         return gone
