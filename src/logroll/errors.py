@@ -17,6 +17,14 @@ class LogrollError(Exception):
     step = "run"
 
 
+def safe_text(value: str, limit: int = 120) -> str:
+    """File content fit for a message: control characters escaped (no terminal escapes, no line
+    breaks), at most `limit` characters with how many more were left out."""
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in value[:limit])
+    more = len(value) - limit
+    return shown + (f"... ({more:,} more characters)" if more > 0 else "")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an error's message, or its class name when it has none."""
     text = str(exc).strip()
@@ -86,6 +94,18 @@ class FileRejected(LogrollError):
     """The whole file cannot be used (e.g. its header lacks a required column)."""
 
     step = "stage"
+
+
+class StageFailed(LogrollError):
+    """A file read but not usable as complete: its records do not add up (the reader and the
+    independent count disagree), or its archive is damaged. The file is marked failed with the
+    numbers (`counts`), nothing of it is published, and the next run tries it again."""
+
+    step = "stage"
+
+    def __init__(self, message: str, counts: dict[str, int] | None = None):
+        super().__init__(message)
+        self.counts = counts or {}
 
 
 class BuildError(LogrollError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
@@ -57,6 +57,7 @@ class Catalog:
         for attempt in range(3):
             try:
                 s.metadata.create_all(self.engine)
+                self._add_columns()
                 break
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
                 # Two processes opening a new state at once both see no table and both create
@@ -67,6 +68,22 @@ class Catalog:
                 raise UsageError(
                     f"cannot open state {redact_url(url)}: {first_line(exc.orig)}; check --state"
                 ) from None
+
+    def _add_columns(self) -> None:
+        """Columns added since the first release, on a state that predates them."""
+        for table, column, sql_type in s.ADDED_COLUMNS:
+            have = {c["name"] for c in inspect(self.engine).get_columns(table)}
+            if column in have:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}'))
+            except (OperationalError, ProgrammingError) as exc:
+                # another process added it first ("duplicate column"/"already exists")
+                if column not in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+                    raise UsageError(
+                        f"cannot add column {column} to the state's {table} table: {first_line(exc.orig)}"
+                    ) from None
 
     def __repr__(self) -> str:
         return f"Catalog({redact_url(self.url)})"
@@ -145,8 +162,10 @@ class Catalog:
         error: str,
         run_id: int,
         quarantine: str | None = None,
+        counts: dict[str, int] | None = None,
     ) -> list[str]:
-        """A file rejected whole (bad header) or failed (unreadable). Its old parts are retracted."""
+        """A file rejected whole (bad header) or failed (unreadable, or its records do not add
+        up: `counts` then says what was read). A rejected file's old parts are retracted."""
         with self.engine.begin() as conn:
             file_id = self._upsert_file(
                 conn,
@@ -162,8 +181,13 @@ class Catalog:
                     rows_read=0,
                     rows_valid=0,
                     rows_rejected=0,
+                    records=None,
+                    records_header=None,
+                    records_blank=None,
+                    records_skipped=None,
                     quarantine=quarantine,
-                ),
+                )
+                | (counts or {}),
             )
             if status == "failed":
                 return []  # a transient failure keeps what the previous version contributed
