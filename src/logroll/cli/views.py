@@ -123,7 +123,17 @@ def print_processed(console: Any, processed: list[dict[str, Any]], everything: b
     prefix = os.path.commonprefix(uris)[: os.path.commonprefix(uris).rfind("/") + 1]
     table = Table(title=f"processed files under {prefix or '/'} ({len(shown)} of {len(processed)})")
     table.add_column("file", overflow="fold")
-    for col in ("status", "rows", "rejected", "event days", "staged at"):
+    for col in (
+        "status",
+        "records",
+        "header",
+        "skipped",
+        "blank",
+        "valid",
+        "rejected",
+        "event days",
+        "staged at",
+    ):
         table.add_column(col)
     for f in sorted(shown, key=lambda f: f["uri"]):
         days = f["days"]
@@ -131,8 +141,12 @@ def print_processed(console: Any, processed: list[dict[str, Any]], everything: b
         table.add_row(
             f["uri"][len(prefix) :],
             f["status"],
-            str(f["rows_read"]),
-            str(f["rows_rejected"]),
+            _n(f.get("records")),
+            _n(f.get("records_header")),
+            _n(f.get("records_skipped")),
+            _n(f.get("records_blank")),
+            _n(f.get("rows_valid")),
+            _n(f.get("rows_rejected")),
             span,
             f["staged_at"][:19],
         )

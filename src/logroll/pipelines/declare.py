@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigError, LogrollError, first_line
-from .base import Column, Output, Pipeline, check_layout
+from .base import ARRIVAL, Column, Output, Pipeline, check_layout
 
 DEFAULT_SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".json")}
 
@@ -59,7 +59,24 @@ class ColumnSpec(SpecModel):
         for fmt in v:
             if "%" not in fmt:
                 raise ValueError(f"expected strftime formats like '%Y-%m-%d %H:%M:%S', got {fmt!r}")
+            problem = time_format_problem(fmt)
+            if problem:
+                raise ValueError(problem)
         return v
+
+
+def time_format_problem(fmt: str) -> str | None:
+    """Why DuckDB's strptime cannot read with `fmt` (an unknown directive), or None: any format
+    it accepts works (%a %b %B %z %Z %j %p ...)."""
+    import duckdb
+
+    from ..quote import literal
+
+    try:
+        duckdb.connect().execute(f"SELECT try_strptime('', {literal(fmt)})")
+    except duckdb.Error as exc:
+        return f"format {fmt!r}: {first_line(exc).split(': ', 1)[-1]}"
+    return None
 
 
 class InputSpec(SpecModel):
@@ -69,6 +86,43 @@ class InputSpec(SpecModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     passthrough: bool = False
     null_values: list[str] = []
+    # CSV dialect: quote is one character or `none`; escape defaults to the quote
+    quote: str = '"'
+    escape: str | None = None
+    header: bool = True
+    skip_rows: int = Field(default=0, ge=0)
+    encoding: str = "utf-8"
+    comment: str | None = None
+    compression: Literal["auto", "none", "gzip", "zstd", "bz2"] = "auto"
+
+    @field_validator("quote", "escape")
+    @classmethod
+    def _one_char(cls, v: str | None) -> str | None:
+        if v is None or v == "none":
+            return v
+        if len(v) != 1 or not v.isascii() or v in "\r\n":
+            raise ValueError("expected one ASCII character (not a newline), or none")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {v!r}; use a Python codec name such as utf-8, latin-1, cp1252, utf-16"
+            ) from None
+        return v
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "\n" in v or "\r" in v):
+            raise ValueError("expected a non-empty text on one line, such as '#'")
+        return v
 
     @field_validator("layout")
     @classmethod
@@ -125,6 +179,22 @@ class PipelineSpec(SpecModel):
     outputs: list[OutputSpec] = Field(min_length=1)
     params: dict[str, str] = {}
     version: str = "1"
+    # the zone whose wall clock event times with an offset are converted to (default UTC)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        from zoneinfo import ZoneInfo
+
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (KeyError, ValueError, OSError):
+                raise ValueError(
+                    f"unknown timezone {v!r}; use an IANA name such as Europe/Paris or UTC"
+                ) from None
+        return v
 
 
 # ---- declared pipelines -----------------------------------------------------------------------
@@ -274,8 +344,15 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
     et = spec.event_time if isinstance(spec.event_time, str) else spec.event_time.column
     et_formats = None if isinstance(spec.event_time, str) else spec.event_time.formats
     et_at = f"{at}.event_time" + ("" if isinstance(spec.event_time, str) else ".column")
-    if et not in cols:
-        problems.append((et_at, f"{et!r} is not a declared column; declared: {', '.join(cols)}"))
+    if et == ARRIVAL and et not in cols:
+        pass  # the day of the date folder each file arrived in
+    elif et not in cols:
+        problems.append(
+            (
+                et_at,
+                f"{et!r} is not a declared column; declared: {', '.join(cols)} (or 'arrival': the file's folder day)",
+            )
+        )
     else:
         col = spec.columns[cols.index(et)]
         if col.type not in ("timestamp", "date"):
@@ -324,6 +401,14 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
         delimiter=spec.input.delimiter,
         null_values=tuple(spec.input.null_values),
         checks=tuple((c.condition, c.reason) for c in spec.checks),
+        quote=None if spec.input.quote == "none" else spec.input.quote,
+        escape=None if spec.input.escape in (None, "none") else spec.input.escape,
+        header=spec.input.header,
+        skip_rows=spec.input.skip_rows,
+        encoding=spec.input.encoding,
+        comment=spec.input.comment,
+        compression=spec.input.compression,
+        timezone=spec.timezone,
     )
     _raise_at(check_pipeline(pipe, at))
     return pipe
@@ -347,6 +432,7 @@ _EXPRESSED = {
     Pipeline: {
         "name", "columns", "event_time", "key", "outputs", "description", "input_format", "suffixes",
         "layout", "params", "version", "passthrough", "delimiter", "null_values", "checks",
+        "quote", "escape", "header", "skip_rows", "encoding", "comment", "compression", "timezone",
     },
     Column: {"name", "type", "required", "formats", "source", "detect", "sql"},
     Output: {"name", "sql", "path", "format", "order_by", "time_column", "time_format"},
@@ -382,6 +468,12 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         inp["passthrough"] = True
     if pipe.null_values:
         inp["null_values"] = list(pipe.null_values)
+    if pipe.quote != '"':
+        inp["quote"] = pipe.quote if pipe.quote is not None else "none"
+    for key, default in (("escape", None), ("header", True), ("skip_rows", 0), ("encoding", "utf-8"),
+                         ("comment", None), ("compression", "auto")):  # fmt: skip
+        if getattr(pipe, key) != default:
+            inp[key] = getattr(pipe, key)
     columns = []
     for c in pipe.columns:
         d: dict[str, Any] = {"name": c.name, "type": c.type}
@@ -417,6 +509,8 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         out["params"] = dict(pipe.params)
     if pipe.version != "1":
         out["version"] = pipe.version
+    if pipe.timezone:
+        out["timezone"] = pipe.timezone
     return out
 
 
