@@ -23,7 +23,7 @@ from .events import EventCallback
 from .pipelines import Pipeline, get_pipeline
 from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
-from .storage.files import Storage, is_local
+from .storage.files import Storage
 from .units import default_memory_limit
 from .workspace import Workspace, open_workspace
 
@@ -81,22 +81,13 @@ def run(
     # layout (strftime of the date folders) and timestamp_column (header of the event time)
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
-    if lateness < 0:
-        raise UsageError("--lateness must be 0 or more days")
-    start = parse_date(date) if date is not None else None
-    end = parse_date(to) if to is not None else start
-    if to is not None and start is None:
-        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
-    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
+    start, end, requested = _days(date, to, lateness)
 
     src = Storage(source, storage_options)
     src.require_root("source")
     pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
-    if ws.dest.tables:  # tables are loaded from typed Parquet, not CSV
-        ws.dest.check(pipe)
-        pipe = pipe.with_format("parquet")
-    _check_remote_dest(ws, src, state)
+    pipe = _check_dest(ws, src, state, pipe)
     opts = RunOptions(
         start=start,
         end=end,
@@ -123,7 +114,25 @@ def run(
     return report
 
 
-def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
+def _days(
+    date: str | dt.date | None, to: str | dt.date | None, lateness: int
+) -> tuple[dt.date | None, dt.date | None, tuple[str, ...] | None]:
+    """(start, end, the requested days) of `run DATE --to TO`; all None to catch up."""
+    if lateness < 0:
+        raise UsageError("--lateness must be 0 or more days")
+    start = parse_date(date) if date is not None else None
+    end = parse_date(to) if to is not None else start
+    if to is not None and start is None:
+        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
+    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
+    return start, end, requested
+
+
+def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) -> Pipeline:
+    """The destination is usable for `pipe` (tables get typed Parquet); returns the pipeline to run."""
+    if ws.dest.tables:  # tables are loaded from typed Parquet, not CSV
+        ws.dest.check(pipe)
+        pipe = pipe.with_format("parquet")
     if ws.dest.url.rstrip("/") == src.url.rstrip("/"):
         raise UsageError(
             f"--dest {ws.dest.url} is the source folder itself: results would mix with raw files; "
@@ -137,6 +146,7 @@ def _check_remote_dest(ws: Workspace, src: Storage, state: str | None) -> None:
             "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
             ws.state,
         )
+    return pipe
 
 
 def stream(
@@ -191,4 +201,4 @@ def status(
         catalog.close()
 
 
-__all__ = ["run", "stream", "status", "open_workspace", "Workspace", "is_local"]
+__all__ = ["run", "stream", "status", "resolve"]

@@ -91,6 +91,7 @@ def build_day(
     dest: Storage,
     pipeline: Pipeline,
     day: str,
+    *,
     parts: list[PartRow],
     built_row: dict[str, Any] | None,
     tmp_root: Path,

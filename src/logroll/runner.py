@@ -287,7 +287,15 @@ class BatchRun:
         pipe, report = self.pipe, self.report
         try:
             res = build_mod.build_day(
-                eng, self.catalog, self.ws.dest, pipe, day, parts, built_row, tmp_root, self.run_id
+                eng,
+                self.catalog,
+                self.ws.dest,
+                pipe,
+                day,
+                parts=parts,
+                built_row=built_row,
+                tmp_root=tmp_root,
+                run_id=self.run_id,
             )
         except Exception as exc:  # one bad day never stops the others
             error = first_line(exc)

@@ -87,6 +87,13 @@ AwsConfig = Annotated[
 ]
 
 
+Initials = Annotated[
+    str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
+]
+MemoryLimit = Annotated[
+    str | None, typer.Option("--memory-limit", help=MEMORY_HELP, envvar="LOGROLL_MEMORY_LIMIT")
+]
+Threads = Annotated[int | None, typer.Option("--threads", help="Engine threads [default: all cores].")]
 Wait = Annotated[
     float,
     typer.Option(

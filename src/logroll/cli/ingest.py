@@ -117,6 +117,7 @@ def _print(report: Any, as_json: bool) -> None:
 
 def scan(
     pipeline: PipelineArg,
+    *,
     source: SourceOpt = None,
     state: StateOpt = None,
     batch_bytes: BatchBytes = None,
@@ -151,6 +152,7 @@ def scan(
 
 def work(
     pipeline: PipelineArg,
+    *,
     state: StateOpt = None,
     dest: DestOpt = None,
     max_attempts: MaxAttempts = None,

@@ -15,15 +15,17 @@ from ..errors import UsageError
 from ..storage import s3
 from ..units import DEFAULT_MEMORY_LIMIT
 from .app import (
-    MEMORY_HELP,
     AwsConfig,
     ConfigFile,
     Dest,
     EndpointUrl,
+    Initials,
     Json,
     LogFormat,
+    MemoryLimit,
     Source,
     State,
+    Threads,
     TimestampColumn,
     Wait,
     WorkDir,
@@ -36,98 +38,97 @@ from .app import (
 from .ingest import run as run_ingest
 from .ingest import status as ingest_status
 
+PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
+DateArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day."
+    ),
+]
+To = Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")]
+Lateness = Annotated[
+    int | None,
+    typer.Option(
+        "--lateness",
+        help="Days either side whose folders may hold rows for the requested days [default: 1].",
+        envvar="LOGROLL_LATENESS",
+    ),
+]
+Layout = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="strftime pattern of the date folders under --source, e.g. %m-%d-%Y [default: %Y/%m/%d].",
+        envvar="LOGROLL_LAYOUT",
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="duckdb (default) or spark (pip install 'logroll[spark]').", envvar="LOGROLL_ENGINE"
+    ),
+]
+Master = Annotated[
+    str | None,
+    typer.Option(
+        "--master",
+        help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
+        envvar="LOGROLL_SPARK_MASTER",
+    ),
+]
+SparkConf = Annotated[
+    list[str] | None,
+    typer.Option("--conf", help="For --engine spark: a Spark setting KEY=VALUE; repeat for more."),
+]
+Parallel = Annotated[
+    int | None,
+    typer.Option(
+        "--parallel",
+        help="Stage files and build days this many at once; they share --memory-limit and --threads "
+        "[default: one per core with duckdb, else 1].",
+        envvar="LOGROLL_PARALLEL",
+    ),
+]
+OutputFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Output files as csv or parquet [default: the pipeline's]. "
+        "A --dest of duckdb:///FILE or postgresql://... writes tables instead.",
+        envvar="LOGROLL_FORMAT",
+    ),
+]
+
 
 @app.command()
 def run(
-    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
-    date: Annotated[
-        str | None,
-        typer.Argument(
-            help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). "
-            "Omit to catch up on every dirty day."
-        ),
-    ] = None,
+    pipeline: PipelineArg,
+    date: DateArg = None,
+    *,
     source: Source = None,
     dest: Dest = None,
     config: ConfigFile = None,
-    to: Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")] = None,
+    to: To = None,
     state: State = None,
-    initials: Annotated[
-        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
-    ] = None,
-    lateness: Annotated[
-        int | None,
-        typer.Option(
-            "--lateness",
-            help="Days either side whose folders may hold rows for the requested days [default: 1].",
-            envvar="LOGROLL_LATENESS",
-        ),
-    ] = None,
-    layout: Annotated[
-        str | None,
-        typer.Option(
-            "--layout",
-            help="strftime pattern of the date folders under --source, e.g. %m-%d-%Y [default: %Y/%m/%d].",
-            envvar="LOGROLL_LAYOUT",
-        ),
-    ] = None,
+    initials: Initials = None,
+    lateness: Lateness = None,
+    layout: Layout = None,
     timestamp_column: TimestampColumn = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="duckdb (default) or spark (pip install 'logroll[spark]').",
-            envvar="LOGROLL_ENGINE",
-        ),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(
-            "--master",
-            help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
-            envvar="LOGROLL_SPARK_MASTER",
-        ),
-    ] = None,
-    spark_conf: Annotated[
-        list[str] | None,
-        typer.Option("--conf", help="For --engine spark: a Spark setting KEY=VALUE; repeat for more."),
-    ] = None,
-    memory_limit: Annotated[
-        str | None,
-        typer.Option(
-            "--memory-limit",
-            help=MEMORY_HELP,
-            envvar="LOGROLL_MEMORY_LIMIT",
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
-    ] = None,
-    parallel: Annotated[
-        int | None,
-        typer.Option(
-            "--parallel",
-            help="Stage files and build days this many at once; they share --memory-limit and --threads "
-            "[default: one per core with duckdb, else 1].",
-            envvar="LOGROLL_PARALLEL",
-        ),
-    ] = None,
+    force: Force = False,
+    engine: Engine = None,
+    master: Master = None,
+    spark_conf: SparkConf = None,
+    memory_limit: MemoryLimit = None,
+    threads: Threads = None,
+    parallel: Parallel = None,
     wait: Wait = 0.0,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     as_json: Json = False,
-    output_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Output files as csv or parquet [default: the pipeline's]. "
-            "A --dest of duckdb:///FILE or postgresql://... writes tables instead.",
-            envvar="LOGROLL_FORMAT",
-        ),
-    ] = None,
+    output_format: OutputFormat = None,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli/ingest.py
@@ -147,26 +148,10 @@ def run(
             config=config,
         )
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
-    pipe, opts = call(
-        config_mod.resolve,
-        pipeline,
-        config,
-        dict(
-            source=source,
-            dest=dest,
-            state=state,
-            initials=initials,
-            lateness=lateness,
-            engine=engine,
-            memory_limit=memory_limit,
-            threads=threads,
-            work_dir=work_dir,
-            layout=layout,
-            timestamp_column=timestamp_column,
-            spark_master=master,
-            spark_conf=spark_conf or None,
-        ),
-    )
+    flags = dict(source=source, dest=dest, state=state, initials=initials, lateness=lateness, engine=engine)
+    flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
+    flags.update(timestamp_column=timestamp_column, spark_master=master, spark_conf=spark_conf or None)
+    pipe, opts = call(config_mod.resolve, pipeline, config, flags)
     require(opts, "source", "dest")
     progress = command_logging(log_format, bar=True)
     storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
@@ -184,10 +169,7 @@ def run(
             storage_options=storage_options,
             output_format=output_format,
         )
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
-    else:
-        typer.echo(report.summary())
+    typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":
         raise typer.Exit(1)
 
@@ -195,6 +177,7 @@ def run(
 @app.command()
 def status(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    *,
     dest: Dest = None,
     source: Annotated[
         str | None, typer.Option("--source", "-s", help="Accepted for symmetry with run.")

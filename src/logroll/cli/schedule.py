@@ -11,14 +11,16 @@ from ..errors import UsageError
 from ..storage import s3
 from ..workspace import open_workspace
 from .app import (
-    MEMORY_HELP,
     AwsConfig,
     ConfigFile,
     Dest,
     EndpointUrl,
+    Initials,
     LogFormat,
+    MemoryLimit,
     Source,
     State,
+    Threads,
     TimestampColumn,
     WorkDir,
     app,
@@ -28,63 +30,63 @@ from .app import (
     require,
 )
 
+PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
+Cron = Annotated[
+    str,
+    typer.Option(
+        "--cron",
+        help="When to run, in cron's 5 fields (local time), e.g. '0 23 * * *'.",
+        envvar="LOGROLL_CRON",
+    ),
+]
+Layout = Annotated[
+    str | None,
+    typer.Option(
+        "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+    ),
+]
+Engine = Annotated[str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")]
+Parallel = Annotated[
+    int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
+]
+CatchUp = Annotated[
+    bool,
+    typer.Option(
+        "--catch-up/--no-catch-up",
+        help="At start, run once if a scheduled time passed since the last run in the catalog.",
+    ),
+]
+PrintCrontab = Annotated[
+    bool, typer.Option("--print-crontab", help="Print the crontab line that runs this instead, and exit.")
+]
+LogFile = Annotated[
+    str | None,
+    typer.Option(
+        "--log-file",
+        help="With --print-crontab: where cron appends the output [default: WORK_DIR/logs/PIPELINE.log].",
+    ),
+]
+
 
 @app.command()
 def schedule(
-    pipeline: Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")],
-    cron: Annotated[
-        str,
-        typer.Option(
-            "--cron",
-            help="When to run, in cron's 5 fields (local time), e.g. '0 23 * * *'.",
-            envvar="LOGROLL_CRON",
-        ),
-    ],
+    pipeline: PipelineArg,
+    cron: Cron,
+    *,
     source: Source = None,
     dest: Dest = None,
     config: ConfigFile = None,
     state: State = None,
-    initials: Annotated[
-        str | None, typer.Option("--initials", help="Initials in output names.", envvar="LOGROLL_INITIALS")
-    ] = None,
-    layout: Annotated[
-        str | None,
-        typer.Option(
-            "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
-        ),
-    ] = None,
+    initials: Initials = None,
+    layout: Layout = None,
     timestamp_column: TimestampColumn = None,
-    engine: Annotated[
-        str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")
-    ] = None,
-    memory_limit: Annotated[
-        str | None,
-        typer.Option("--memory-limit", help=MEMORY_HELP, envvar="LOGROLL_MEMORY_LIMIT"),
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Engine threads [default: all cores].")
-    ] = None,
-    parallel: Annotated[
-        int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
-    ] = 1,
-    catch_up: Annotated[
-        bool,
-        typer.Option(
-            "--catch-up/--no-catch-up",
-            help="At start, run once if a scheduled time passed since the last run in the catalog.",
-        ),
-    ] = True,
-    print_crontab: Annotated[
-        bool,
-        typer.Option("--print-crontab", help="Print the crontab line that runs this instead, and exit."),
-    ] = False,
-    log_file: Annotated[
-        str | None,
-        typer.Option(
-            "--log-file",
-            help="With --print-crontab: where cron appends the output [default: WORK_DIR/logs/PIPELINE.log].",
-        ),
-    ] = None,
+    engine: Engine = None,
+    memory_limit: MemoryLimit = None,
+    threads: Threads = None,
+    parallel: Parallel = 1,
+    catch_up: CatchUp = True,
+    print_crontab: PrintCrontab = False,
+    log_file: LogFile = None,
     log_format: LogFormat = "text",
     work_dir: WorkDir = None,
     endpoint_url: EndpointUrl = None,
@@ -101,26 +103,23 @@ def schedule(
     from . import scheduler as sched
 
     cron = call(sched.check_cron, cron)
-    pipe, opts = call(
-        config_mod.resolve,
-        pipeline,
-        config,
-        dict(
-            source=source,
-            dest=dest,
-            state=state,
-            initials=initials,
-            engine=engine,
-            memory_limit=memory_limit,
-            threads=threads,
-            work_dir=work_dir,
-            layout=layout,
-            timestamp_column=timestamp_column,
-        ),
-    )
+    flags = dict(source=source, dest=dest, state=state, initials=initials, engine=engine)
+    flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
+    flags.update(timestamp_column=timestamp_column)
+    pipe, opts = call(config_mod.resolve, pipeline, config, flags)
     require(opts, "source", "dest")
     if print_crontab:
-        _print_crontab(pipeline, cron, opts, parallel, log_format, log_file, config, endpoint_url, aws_config)
+        print_crontab_line(
+            pipeline,
+            cron,
+            opts,
+            parallel=parallel,
+            log_format=log_format,
+            log_file=log_file,
+            config=config,
+            endpoint_url=endpoint_url,
+            aws_config=aws_config,
+        )
         return
     command_logging(log_format)
     storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
@@ -130,10 +129,11 @@ def schedule(
     )
 
 
-def _print_crontab(
+def print_crontab_line(
     pipeline: str,
     cron: str,
     opts: dict[str, Any],
+    *,
     parallel: int,
     log_format: str,
     log_file: str | None,

@@ -17,6 +17,7 @@ from .app import call
 
 def stream(
     pipeline: Annotated[str, typer.Argument(help="weblogs (the pipeline with a stream mode).")],
+    *,
     dest: Annotated[
         str,
         typer.Option(

@@ -29,6 +29,7 @@ from .app import (
 @app.command("report")
 def html_report(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    *,
     dest: Dest = None,
     out: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "report.html",
     source: Annotated[
@@ -92,6 +93,7 @@ def validate(
 def demo(
     pipeline: Annotated[str, typer.Argument(help="Which pipeline's sample to write.")],
     directory: Annotated[str, typer.Argument(help="Folder to write the sample source files into.")],
+    *,
     days: Annotated[int, typer.Option("--days", help="Number of event days.")] = 3,
     rows: Annotated[int, typer.Option("--rows", help="Approximate number of rows in all.")] = 30_000,
     start: Annotated[str, typer.Option("--start", help="First day.")] = "2021-01-29",
@@ -115,6 +117,7 @@ def demo(
 
 @app.command("impressions")
 def impressions(
+    *,
     bucket_name: Annotated[
         str,
         typer.Option("--bucket_name", "--bucket-name", help="S3 bucket with raw files under YYYY/MM/DD/."),

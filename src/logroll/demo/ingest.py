@@ -36,6 +36,7 @@ def credit_row(rng: random.Random, n: int) -> str:
 
 def credit(
     directory: str | Path,
+    *,
     days: int = 1,
     rows: int = 30_000,
     start: str = "2021-01-29",

@@ -11,8 +11,8 @@
 >>> sink.get_state("checkpoint")                   # "4096"
 
 Data is a pyarrow Table, RecordBatch, RecordBatchReader, an iterable of batches, or Parquet
-file path(s). Rows whose columns or types differ from an existing table raise SchemaMismatch
-and write nothing. In tests, `pg_url` (tests/conftest.py) gives a fresh database on a real
+file path(s). Rows whose columns or types differ from an existing table raise
+errors.SchemaMismatch and write nothing. In tests, `pg_url` (tests/conftest.py) gives a fresh database on a real
 PostgreSQL server started by tests/pg.py.
 
 | URL                                      | writes                                        |
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import SchemaMismatch, SinkError, UsageError
+from ..errors import UsageError
 from ..registry import Registry
 from ..urls import scheme as url_scheme
 from .base import Data, LoadRecord, LoadResult, Sink, Transaction, as_reader
@@ -51,9 +51,7 @@ __all__ = [
     "LoadRecord",
     "LoadResult",
     "SINKS",
-    "SchemaMismatch",
     "Sink",
-    "SinkError",
     "Transaction",
     "as_reader",
     "is_sink_url",

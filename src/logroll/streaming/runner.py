@@ -308,7 +308,17 @@ def run_stream(
         exporter = FolderExporter(folder[0], folder[1], pipe, spec, stager.con)
     stopped = stop or threading.Event()
     try:
-        run = _StreamRun(pipe, store, stager, exporter, dest_name, follow, stop_at_eof, stdin_fd, progress)
+        run = _StreamRun(
+            pipe,
+            store,
+            stager,
+            exporter,
+            dest_name=dest_name,
+            follow=follow,
+            stop_at_eof=stop_at_eof,
+            stdin_fd=stdin_fd,
+            progress=progress,
+        )
         run.loop(batch_size, max_delay, publish_interval, stopped)
         return run.finish(started)
     finally:
@@ -325,6 +335,7 @@ class _StreamRun:
         store: Store,
         stager: StreamStager,
         exporter: Any,
+        *,
         dest_name: str,
         follow: str | None,
         stop_at_eof: bool,
