@@ -134,7 +134,7 @@ H = b"id,ts,amount,name\n"
 def test_line_over_limit_is_one_reject_and_reading_continues(con, tmp_path):
     data = H + b"1,t,2,a\n" + b"2,t,3," + b"x" * (9 << 20) + b"\n3,t,4,c\n"
     r = read(con, tmp_path, data)
-    assert [q[:2] for q in r.quarantine] == [(3, f"line too long ({(9 << 20) + 6} bytes > {4 << 20})")]
+    assert [q[:2] for q in r.quarantine] == [(3, f"line too long ({(9 << 20) + 6:,} bytes > {4 << 20:,})")]
     assert len(r.quarantine[0][2]) == Limits().excerpt_bytes
     assert r.prep.early_rejects[0].offset == len(H) + 8 and r.prep.early_rejects[0].length == (9 << 20) + 6
     assert r.rows == [("1", "t", "2", "a"), ("3", "t", "4", "c")]

@@ -162,6 +162,7 @@ class Catalog:
         error: str,
         run_id: int,
         quarantine: str | None = None,
+        *,
         counts: dict[str, int] | None = None,
     ) -> list[str]:
         """A file rejected whole (bad header) or failed (unreadable, or its records do not add

@@ -289,10 +289,54 @@ _DIALECT_DEFAULTS: dict[str, object] = {
 }
 
 
+def time_format_problem(fmt: str) -> str | None:
+    """Why DuckDB's strptime cannot read with `fmt` (an unknown directive), or None: any format
+    it accepts works (%a %b %B %z %Z %j %p ...)."""
+    import duckdb
+
+    from ..errors import first_line
+    from ..quote import literal
+
+    try:
+        duckdb.connect().execute(f"SELECT try_strptime('', {literal(fmt)})")
+    except duckdb.Error as exc:
+        return f"format {fmt!r}: {first_line(exc).split(': ', 1)[-1]}"
+    return None
+
+
+def input_key_problem(key: str, value: str | None) -> str | None:
+    """What is wrong with one CSV dialect key's value (quote, escape, encoding, comment,
+    timezone), or None."""
+    import codecs
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    if (
+        key in ("quote", "escape")
+        and value != "none"
+        and (len(value) != 1 or not value.isascii() or value in "\r\n")
+    ):
+        return "expected one ASCII character (not a newline), or none"
+    if key == "comment" and (not value or "\n" in value or "\r" in value):
+        return "expected a non-empty text on one line, such as '#'"
+    if key == "encoding":
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            return (
+                f"unknown encoding {value!r}; use a Python codec name such as utf-8, latin-1, cp1252, utf-16"
+            )
+    if key == "timezone":
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):
+            return f"unknown timezone {value!r}; use an IANA name such as Europe/Paris or UTC"
+    return None
+
+
 def dialect_problem(pipe: Pipeline) -> str | None:
     """What is wrong with a pipeline's CSV dialect, or None."""
-    import codecs
-
     one = "must be one character (ASCII), not a newline"
     for name, value in (("delimiter", pipe.delimiter), ("quote", pipe.quote), ("escape", pipe.escape)):
         if value is not None and (len(value) != 1 or not value.isascii() or value in "\r\n"):
@@ -301,23 +345,14 @@ def dialect_problem(pipe: Pipeline) -> str | None:
         return "the delimiter must differ from the quote and the escape"
     if pipe.quote is None and pipe.escape is not None:
         return "an escape needs a quote (quote: none has no escape)"
-    if pipe.comment is not None and (not pipe.comment or "\n" in pipe.comment or "\r" in pipe.comment):
-        return "comment must be a non-empty text on one line"
     if pipe.skip_rows < 0:
         return "skip_rows must be 0 or more"
-    try:
-        codecs.lookup(pipe.encoding)
-    except LookupError:
-        return f"unknown encoding {pipe.encoding!r}; use a Python codec name such as utf-8, latin-1, cp1252, utf-16"
     if pipe.compression not in COMPRESSIONS:
         return f"compression {pipe.compression!r}: use one of {', '.join(COMPRESSIONS)}"
-    if pipe.timezone is not None:
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(pipe.timezone)
-        except (KeyError, ValueError, OSError):
-            return f"unknown timezone {pipe.timezone!r}; use an IANA name such as Europe/Paris or UTC"
+    for key in ("comment", "encoding", "timezone"):
+        problem = input_key_problem(key, getattr(pipe, key))
+        if problem:
+            return f"{key}: {problem}"
     return None
 
 

@@ -15,10 +15,10 @@ import string
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..errors import ConfigError, LogrollError, first_line
-from .base import ARRIVAL, Column, Output, Pipeline, check_layout
+from .base import ARRIVAL, Column, Output, Pipeline, check_layout, input_key_problem, time_format_problem
 
 DEFAULT_SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".json")}
 
@@ -65,20 +65,6 @@ class ColumnSpec(SpecModel):
         return v
 
 
-def time_format_problem(fmt: str) -> str | None:
-    """Why DuckDB's strptime cannot read with `fmt` (an unknown directive), or None: any format
-    it accepts works (%a %b %B %z %Z %j %p ...)."""
-    import duckdb
-
-    from ..quote import literal
-
-    try:
-        duckdb.connect().execute(f"SELECT try_strptime('', {literal(fmt)})")
-    except duckdb.Error as exc:
-        return f"format {fmt!r}: {first_line(exc).split(': ', 1)[-1]}"
-    return None
-
-
 class InputSpec(SpecModel):
     format: Literal["csv", "jsonl"] = "csv"
     suffixes: list[str] | None = None
@@ -95,33 +81,12 @@ class InputSpec(SpecModel):
     comment: str | None = None
     compression: Literal["auto", "none", "gzip", "zstd", "bz2"] = "auto"
 
-    @field_validator("quote", "escape")
+    @field_validator("quote", "escape", "encoding", "comment")
     @classmethod
-    def _one_char(cls, v: str | None) -> str | None:
-        if v is None or v == "none":
-            return v
-        if len(v) != 1 or not v.isascii() or v in "\r\n":
-            raise ValueError("expected one ASCII character (not a newline), or none")
-        return v
-
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, v: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(v)
-        except LookupError:
-            raise ValueError(
-                f"unknown encoding {v!r}; use a Python codec name such as utf-8, latin-1, cp1252, utf-16"
-            ) from None
-        return v
-
-    @field_validator("comment")
-    @classmethod
-    def _comment(cls, v: str | None) -> str | None:
-        if v is not None and (not v or "\n" in v or "\r" in v):
-            raise ValueError("expected a non-empty text on one line, such as '#'")
+    def _dialect(cls, v: str | None, info: ValidationInfo) -> str | None:
+        problem = input_key_problem(info.field_name or "", v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("layout")

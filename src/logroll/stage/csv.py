@@ -116,6 +116,7 @@ def stage_csv(
     staged_root: Path,
     quarantine_root: Path,
     quarantine_name: str,
+    *,
     arrival: str | None = None,
 ) -> Staged:
     job = CsvFile(source_uri, version, staged_root, quarantine_root, quarantine_name, arrival)
