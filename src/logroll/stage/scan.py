@@ -148,6 +148,7 @@ class _Scan:
         self.lines_before = first_line - 1  # physical lines before this chunk
         self.one_col = ncols == 1
         self.max_line = limits.max_line_bytes
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()  # a character may span two chunks
 
     def run(self, path: Path) -> dict[str, Any]:
         with open(path, "rb", buffering=0) as fh:
@@ -168,6 +169,13 @@ class _Scan:
         self.pending_close = self.pending_cr = False
         if buf.find(b"\0", 0, k) >= 0:
             raise NotFast("NUL byte")
+        # DuckDB checks UTF-8 only in the values it materializes: a column staging does not
+        # carry would pass invalid bytes silently. The sanitizer makes such lines rejects.
+        if not buf[:k].isascii():
+            try:
+                self.utf8.decode(bytes(buf[:k]))
+            except UnicodeDecodeError:
+                raise NotFast("invalid UTF-8") from None
         eq = np.equal(v, 10, out=self.eqbuf[:k])
         has_cr = buf.find(b"\r", 0, k) >= 0
         has_q = self.qb is not None and buf.find(self.qb, 0, k) >= 0
@@ -330,6 +338,10 @@ class _Scan:
         self.last_rec_end = int(ends[-1])
 
     def _finish(self) -> dict[str, Any]:
+        try:
+            self.utf8.decode(b"", True)
+        except UnicodeDecodeError:
+            raise NotFast("invalid UTF-8 (a character cut at the end)") from None
         if self.pending_cr:
             raise NotFast("CR line ending (not CRLF)")
         if self.crlf and self.cr_total != self.nlf_total:
