@@ -329,6 +329,8 @@ def staged_select(
             inner.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
     pre.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
     inner.extend(ident(name) for name in passthrough or {})
+    # a file with none of the declared columns (all optional) still has its rows: one per record
+    pre = pre or ["1 AS __none"]
     layers = f"(SELECT {', '.join(inner)} FROM (SELECT {', '.join(pre)} FROM {source}))"
     for col in pipeline.columns:
         if col.sql is not None:
