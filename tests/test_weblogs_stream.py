@@ -234,6 +234,10 @@ def test_a_signal_commits_the_open_micro_batch_and_exits_0(tmp_path, sig):
     lines = SAMPLE.read_text().splitlines()[:7]
     proc.stdin.write("\n".join(lines) + "\n")
     proc.stdin.flush()
+    # On a loaded machine the process may take seconds to start: wait for its store first.
+    deadline = time.monotonic() + 60
+    while not (dest / "_logroll" / "stream" / "weblogs.sqlite").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     time.sleep(2.0)  # read, but the micro-batch is far from full and its delay far away
     assert state_of(dest).get("read", 0) == 0
     proc.send_signal(sig)
