@@ -165,7 +165,15 @@ def _fast(source: Path, path: Path, dialect: Dialect, limits: Limits) -> Prepare
     )
 
 
-def _sanitize(path, dialect, limits, spool_dir, columns, kind, route) -> Prepared:
+def _sanitize(
+    path: Path,
+    dialect: Dialect,
+    limits: Limits,
+    spool_dir: Path,
+    columns: list[str] | None,
+    kind: str,
+    route: list[str],
+) -> Prepared:
     fd, spool = tempfile.mkstemp(prefix="logroll-spool-", suffix=".csv", dir=spool_dir)
     failure: list[str] = []
     with os.fdopen(fd, "wb", buffering=1 << 20) as out:

@@ -56,9 +56,9 @@ class PreparedJson:
 
 
 def prepare_jsonl(
-    path,
+    path: Path | str,
     limits: Limits = DEFAULT_LIMITS,
-    spool_dir=None,
+    spool_dir: Path | str | None = None,
     encoding: str = "utf-8",
     compression: str | None = None,
     force_spool: bool = False,
@@ -168,7 +168,9 @@ def _scan_jsonl(path: Path, limits: Limits) -> dict:
     return dict(lines=lines, records=lines, blank=blank)
 
 
-def _spool_jsonl(path, limits, spool_dir, encoding, kind, route) -> PreparedJson:
+def _spool_jsonl(
+    path: Path, limits: Limits, spool_dir: Path, encoding: str, kind: str, route: list[str]
+) -> PreparedJson:
     fd, spool = tempfile.mkstemp(prefix="logroll-spool-", suffix=".jsonl", dir=spool_dir)
     failure: list[str] = []
     early: list[EarlyReject] = []
@@ -263,7 +265,7 @@ def _breaks(text: str, start: int = 0, end: int | None = None) -> int:
 class _ArraySplit:
     def __init__(
         self, chunks: Iterator[bytes], limits: Limits, out: BinaryIO, failure: list[str], lines_before: int
-    ):
+    ) -> None:
         self.limits, self.out, self.failure = limits, out, failure
         self.nl, self.last = 0, b"\n"
         self.it = self._counted(chunks)

@@ -28,7 +28,7 @@ class Sanitizer:
     line (or, in a 1-column file where an empty line is a value, a line DuckDB rejects and verify
     drops), so DuckDB's record numbers stay the physical line numbers."""
 
-    def __init__(self, d: Dialect, limits: Limits, columns: list[str] | None, out: BinaryIO):
+    def __init__(self, d: Dialect, limits: Limits, columns: list[str] | None, out: BinaryIO) -> None:
         self.d, self.limits, self.out = d, limits, out
         self.g = Grammar(d)
         self.comment = d.comment.encode() if d.comment else None
@@ -48,7 +48,7 @@ class Sanitizer:
         self.pre_header = 0  # removed lines before the header, not yet written
 
     # -- input: numbered physical lines (text, offset, length, flag, line_no)
-    def _next(self):
+    def _next(self) -> tuple[bytes, int, int, int, int] | None:
         item = self.src.next()
         if item is not None:
             self.lines = max(self.lines, item[4])
@@ -64,7 +64,7 @@ class Sanitizer:
             return b'""x'  # DuckDB: one "unquoted value" reject, dropped by verify
         return b""
 
-    def _out_removed(self, line_no: int, out, extra_lines: int = 0) -> None:
+    def _out_removed(self, line_no: int, out: BinaryIO, extra_lines: int = 0) -> None:
         """Lines line_no .. line_no+extra_lines must not reach DuckDB."""
         for i in range(line_no, line_no + 1 + extra_lines):
             b = self._removed(i)
@@ -128,7 +128,7 @@ class Sanitizer:
             spec[i] = True
         return np.flatnonzero(spec).tolist()
 
-    def _good_run(self):
+    def _good_run(self) -> re.Pattern[bytes]:
         """A regex matching a run of lines that are each one well-formed record of exactly
         ncols fields (quoted fields on one line, no NUL), each ended by LF or CRLF."""
         if getattr(self, "_good", None) is None:
@@ -314,7 +314,7 @@ class Sanitizer:
             if nlines > 1:  # stays one record over several spool lines
                 self.multiline_phys.extend(range(line_no, line_no + nlines - 1))
 
-    def _multiline(self, first_item, n: int) -> list[bytes] | None:
+    def _multiline(self, first_item: tuple[bytes, int, int, int, int], n: int) -> list[bytes] | None:
         """The lines of a record whose quoted field is open past its first line; None for a
         runaway quote (then its opening line is quarantined and the lines after it read again)."""
         lim = self.limits
