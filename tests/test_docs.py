@@ -12,7 +12,7 @@ Java and pyspark, as CI has): its local blocks again, as set-up, then its Spark 
 
 The world the docs are written against, so that their commands run unchanged:
 - the working folder is a fresh one holding a copy of `examples/` (the docs are read from the
-  repository's root), with a HOME of its own (remote destinations keep state under ~/.cache);
+  repository's root), with a HOME of its own (remote destinations keep a working copy under ~/.cache);
 - S3: the session's moto server (tests/s3server.py), reset for each file; `AWS_ENDPOINT_URL` points
   at it and test credentials are in the environment; bucket `ad-logs` holds the impressions demo
   at its root and under `raw/`, bucket `drops` the ingest demo under `credit/`;
