@@ -29,7 +29,10 @@ from .events import Emitter, EventCallback
 from .pipelines import Pipeline
 from .publish import keep_quarantine
 from .report import RunReport
-from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
+from .stage.csv import stage_csv
+from .stage.jsonl import stage_jsonl
+from .stage.quarantine import whole_file_quarantine
+from .stage.staged import Staged
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT

@@ -1,59 +1,23 @@
-"""Parse and validate one file version: typed parts per event day, and a quarantine of bad rows.
-
-Rows are never dropped silently: every row read is either valid (in a part) or rejected (in the
-quarantine, with its line and reason), so rows_read = rows_valid + rows_rejected holds exactly.
-"""
+"""Stage one CSV file version: its header checked, its rows typed into parts per event day, its
+bad rows quarantined with their line and reason."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from . import faults
-from .engines import passthrough
-from .engines.base import Engine
-from .errors import FileRejected
-from .pipelines import detect
-from .pipelines.base import Pipeline
-
-QUARANTINE_COLUMNS = ("source_file", "line", "reason", "raw_line")
-
-
-@dataclass
-class Staged:
-    rows_read: int
-    rows_valid: int
-    rows_rejected: int
-    parts: dict[str, tuple[int, str]] = field(default_factory=dict)
-    quarantine: str | None = None
-    part_dir: Path | None = None  # where the parts were written
-
-
-def file_key(uri: str, version: str) -> str:
-    """A stable folder name for one file version's staged output."""
-    return hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:20]
-
-
-def part_dir_for(staged_root: Path, uri: str, version: str) -> Path:
-    """A folder to stage a file version into that does not exist yet.
-
-    An existing one may be what the catalog points at (`--force` re-stages the same version):
-    rewriting it in place, a kill would leave the catalog pointing at half-written parts. The
-    parts a commit replaces are removed after it; leftovers of a killed run by the garbage
-    collection.
-    """
-    part_dir = staged_root / file_key(uri, version)
-    if part_dir.exists():
-        part_dir = part_dir.with_name(f"{part_dir.name}-{secrets.token_hex(4)}")
-    return part_dir
+from .. import faults
+from ..engines import passthrough
+from ..engines.base import Engine
+from ..errors import FileRejected
+from ..pipelines import detect
+from ..pipelines.base import Pipeline
+from .quarantine import write_quarantine
+from .staged import Staged, part_dir_for
 
 
 def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
@@ -184,46 +148,4 @@ def stage_csv(
         quarantine = write_quarantine(merged, quarantine_root, quarantine_name)
     return Staged(
         result.rows_valid + rejected, result.rows_valid, rejected, result.parts, quarantine, part_dir
-    )
-
-
-def write_quarantine(table: pa.Table, root: Path, name: str) -> str:
-    target = root / f"{name}.rejects.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
-    tmp.replace(target)
-    return str(target)
-
-
-def whole_file_quarantine(root: Path, name: str, source_uri: str, reason: str, header: str) -> str:
-    table = pa.table(
-        {
-            "source_file": [source_uri],
-            "line": pa.array([1], pa.int64()),
-            "reason": [reason],
-            "raw_line": [header],
-        }
-    )
-    return write_quarantine(table, root, name)
-
-
-def stage_jsonl(
-    engine: Engine,
-    path: Path,
-    source_uri: str,
-    version: str,
-    pipeline: Pipeline,
-    staged_root: Path,
-    quarantine_root: Path,
-    quarantine_name: str,
-) -> Staged:
-    """Stage one JSON-lines file version (the counterpart of stage_csv)."""
-    part_dir = part_dir_for(staged_root, source_uri, version)
-    target = quarantine_root / f"{quarantine_name}.rejects.csv"
-    result = engine.stage_jsonl(path, source_uri, pipeline, part_dir, target)
-    faults.point("stage.parts_written")
-    quarantine = str(target) if result.rows_rejected else None
-    return Staged(
-        result.rows_read, result.rows_valid, result.rows_rejected, result.parts, quarantine, part_dir
     )
