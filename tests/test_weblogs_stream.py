@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +21,15 @@ import duckdb
 import pytest
 
 from logroll import demo
-from weblogs_helpers import SAMPLE, db_tables, event, explain_difference, read_tables
+from weblogs_helpers import (
+    SAMPLE,
+    cli_peak_rss,
+    db_tables,
+    event,
+    explain_difference,
+    quarantine_rows,
+    read_tables,
+)
 from weblogs_reference import tables
 
 from conftest import run_cli, tree_bytes
@@ -60,6 +69,8 @@ def outputs(dest: Path) -> dict[str, bytes]:
 
 
 def state_of(dest: Path) -> dict:
+    if not (dest / "_logroll" / "stream" / "weblogs.sqlite").exists():
+        return {}
     con = sqlite3.connect(dest / "_logroll" / "stream" / "weblogs.sqlite")
     try:
         rows = con.execute("SELECT value FROM _logroll_state").fetchall()
@@ -94,6 +105,28 @@ def test_stdin_stream_equals_batch_on_the_sample(tmp_path):
     assert report["batches"] >= 5  # 100 lines each, or fewer when --max-delay passed first
     assert report["stopped_by"] == "end of input"
     assert outputs(tmp_path / "stream") == outputs(tmp_path / "batch") != {}
+
+
+def test_a_line_over_the_limit_is_quarantined_without_holding_it(tmp_path):
+    """Issue 13: a line without newline was re-concatenated at every read (200 MB: 4.5 minutes,
+    2.7 GB). Now the waiting line is bounded and a line over max_line_bytes is one quarantined
+    record with its full length; the lines around it are read."""
+    good = event("e1", 1, "page_view", "https://x.com/a", "02/02/2017 20:22:00")
+    src = tmp_path / "in.json"
+    with open(src, "wb") as fh:
+        fh.write(good.encode() + b"\n")
+        fh.write(b'{"event_id": "big", "pad": "' + b"x" * (200 << 20) + b'"}\n')
+        fh.write(good.replace('"e1"', '"e2"').encode())  # the last line has no newline
+    dest = tmp_path / "out"
+    code, out, err, peak = cli_peak_rss(["stream", "weblogs", "--dest", str(dest), "--json"], src)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["rows_read"], report["rows_valid"], report["rows_rejected"]) == (3, 2, 1)
+    assert report["checkpoint"]["offset"] == src.stat().st_size
+    (row,) = quarantine_rows(dest / "_logroll" / "quarantine" / "weblogs" / "stream.rejects.csv")
+    assert row["line"] == "2" and row["reason"] == f"line too long ({(200 << 20) + 30} bytes > {4 << 20})"
+    assert row["raw_line"].startswith('{"event_id": "big"') and len(row["raw_line"]) == 10_000
+    assert peak < 350, f"peak RSS {peak:.0f} MiB: the line was held"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -229,13 +262,21 @@ def test_a_signal_commits_the_open_micro_batch_and_exits_0(tmp_path, sig):
         "1000",
         "--max-delay",
         "600",
+        "--progress",
         stdin=subprocess.PIPE,
     )
     lines = SAMPLE.read_text().splitlines()[:7]
     proc.stdin.write("\n".join(lines) + "\n")
     proc.stdin.flush()
-    time.sleep(2.0)  # read, but the micro-batch is far from full and its delay far away
-    assert state_of(dest).get("read", 0) == 0
+    # The progress line (drawn from inside the read loop, signal handlers in place) shows the
+    # age of the oldest uncommitted line once the lines are read; a fixed sleep was too short
+    # on a busy machine.
+    seen = ""
+    while not re.search(r"lag (?!0\.0 s)[0-9.]+ s\x1b", seen.rpartition("\r")[2]):
+        ch = proc.stderr.read(1)
+        assert ch, f"the stream ended early: {seen}"
+        seen += ch
+    assert state_of(dest).get("read", 0) == 0  # read, but the micro-batch is far from full
     proc.send_signal(sig)
     proc.wait(timeout=120)  # stdin still open: the signal alone ends it
     out, err = proc.communicate(timeout=60)

@@ -79,3 +79,33 @@ def explain_difference(got: dict[str, bytes], want: dict[str, bytes]) -> str:
         elif got.get(name) != want.get(name):
             out.append(f"{name}: same lines, other bytes (order?)")
     return "\n".join(out)
+
+
+# A process forked from pytest starts with pytest's resident pages, and ru_maxrss counts them
+# (the peak before exec is kept): a small wrapper process starts the command, so the peak it
+# reports for its child is the command's own.
+_PEAK = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def cli_peak_rss(args: list[str], stdin: Path) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr without its last line, peak RSS in MiB) of `logroll ARGS < stdin`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LOGROLL_DEBUG"}
+    with open(stdin, "rb") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK, sys.executable, "-m", "logroll.cli", *args],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    err, _, peak = proc.stderr.rstrip("\n").rpartition("\n")
+    return proc.returncode, proc.stdout, err, int(peak) / 1024

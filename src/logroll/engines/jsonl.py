@@ -25,8 +25,16 @@ from ..pipelines.base import Pipeline
 from . import sql
 
 CHUNK_BYTES = 16 << 20
-# A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`.
-LINES_SCHEMA = pa.schema([("line", pa.int64()), ("text", pa.large_string()), ("bad", pa.large_string())])
+# A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`; `early`:
+# a reason found before the SQL (a line over the length limit, kept as an excerpt).
+LINES_SCHEMA = pa.schema(
+    [
+        ("line", pa.int64()),
+        ("text", pa.large_string()),
+        ("bad", pa.large_string()),
+        ("early", pa.large_string()),
+    ]
+)
 
 
 def json_path(source: str) -> str:
@@ -39,10 +47,10 @@ def json_path(source: str) -> str:
     return "$." + ".".join(f'"{p}"' for p in parts)
 
 
-def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
+def lines_table(lines: pa.Array, first_line: int, early: dict[int, str] | None = None) -> pa.Table:
     """Raw lines (binary, a final LF or CRLF allowed) as numbered text without blank lines or a
     leading byte order mark; UTF-8 is checked by Arrow for the whole array at once, and line by
-    line only when that fails."""
+    line only when that fails. `early`: line number -> reason found before the SQL."""
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
     try:
         text = lines.cast(pa.large_string())
@@ -60,8 +68,14 @@ def lines_table(lines: pa.Array, first_line: int) -> pa.Table:
         text, bad = pa.array(texts, pa.large_string()), pa.array(bads, pa.large_string())
     # A byte order mark may open a file, and so any line of files joined by `cat`.
     text = pc.utf8_ltrim(pc.utf8_rtrim(text, "\r\n"), "\ufeff")
-    table = pa.table([numbers, text, bad], schema=LINES_SCHEMA)
+    reasons = pa.nulls(len(lines), pa.large_string())
+    if early:
+        at = [early.get(first_line + i) for i in range(len(lines))]
+        reasons = pa.array(at, pa.large_string())
+    table = pa.table([numbers, text, bad, reasons], schema=LINES_SCHEMA)
     blank = pc.equal(pc.binary_length(pc.ascii_trim(text, " \t")), 0)
+    if early:
+        blank = pc.and_(blank, pc.is_null(reasons))
     kept = table.filter(pc.invert(pc.fill_null(blank, False)))
     # DuckDB scans an Arrow table one record batch per thread: several batches, several threads.
     return pa.Table.from_batches(kept.to_batches(max_chunksize=16_384), schema=LINES_SCHEMA)
@@ -149,12 +163,13 @@ def checked_select(pipeline: Pipeline, source: str) -> str:
     # One parse per line (json_valid, then all paths at once; no try(): DuckDB runs it row by
     # row), and each field taken out of the list once.
     parsed = (
-        f"SELECT line, bad AS __bad, text AS __text, CASE WHEN json_valid(text) THEN "
+        f"SELECT line, bad AS __bad, text AS __text, early AS __early, CASE WHEN json_valid(text) THEN "
         f"json_extract_string(text, {path_list}) END AS __v FROM {source}"
     )
     fields = ", ".join(f"__v[{i + 1}] AS __f{i}" for i in range(len(read)))
-    split = f"SELECT line, __bad, __text, __v IS NOT NULL AS __json, {fields} FROM ({parsed})"
+    split = f"SELECT line, __bad, __text, __early, __v IS NOT NULL AS __json, {fields} FROM ({parsed})"
     structural = [
+        "WHEN __early IS NOT NULL THEN __early",
         "WHEN __text IS NULL THEN 'invalid UTF-8'",
         "WHEN NOT __json THEN 'invalid JSON'",
         f"WHEN NOT regexp_matches(__text, '^[ {chr(9)}]*[{{]') THEN 'not a JSON object'",

@@ -203,7 +203,7 @@ def _spool_jsonl(path, limits, spool_dir, encoding, kind, route) -> PreparedJson
                     early.append(
                         EarlyReject(
                             no,
-                            f"line too long ({length} bytes > {limits.max_line_bytes})",
+                            limits.too_long(length),
                             excerpt(text, limits),
                             off,
                             length,

@@ -28,8 +28,10 @@ from ..engines import jsonl
 from ..errors import ConfigError, Rotated, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
 from ..pipelines.stream import StreamSpec
+from ..stage.dialect import DEFAULT_LIMITS
 from ..urls import redact_url
 from ..urls import scheme as url_scheme
+from .lines import Batch, LineBuffer
 from .source import FollowSource, StdinSource
 from .stager import StreamStager
 from .store import Layout, Store
@@ -198,75 +200,6 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-@dataclass
-class _Batch:
-    first_line: int
-    lines: list[bytes]
-    end_offset: int
-
-
-class _Lines:
-    """Bytes in, complete numbered lines out, with the byte offset after each batch."""
-
-    def __init__(self, line: int, offset: int):
-        self.next_line = line  # number of the next complete line
-        self.offset = offset  # byte offset just after the last complete line handed out
-        self.buf = b""
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.pending_since: float | None = None
-        self.pending_first = line
-
-    def feed(self, data: bytes, final: bool = False) -> None:
-        buf = self.buf + data
-        cut = buf.rfind(b"\n")
-        if final:
-            complete, self.buf = buf, b""
-        elif cut < 0:
-            self.buf = buf
-            return
-        else:
-            complete, self.buf = buf[: cut + 1], buf[cut + 1 :]
-        if not complete:
-            return
-        lines = complete.split(b"\n")
-        if complete.endswith(b"\n"):
-            lines.pop()
-        if not self.pending:
-            self.pending_since = time.monotonic()
-            self.pending_first = self.next_line
-        self.pending.extend(lines)
-        self.pending_bytes += len(complete)
-        self.next_line += len(lines)
-
-    def cut(self, batch_size: int, everything: bool) -> list[_Batch]:
-        out = []
-        start = 0
-        first = self.pending_first
-        offset = self.offset
-        while len(self.pending) - start >= batch_size or (everything and start < len(self.pending)):
-            lines = self.pending[start : start + batch_size]
-            size = sum(map(len, lines)) + len(lines)
-            offset = min(offset + size, self.offset + self.pending_bytes)  # a last line may lack its newline
-            out.append(_Batch(first, lines, offset))
-            first += len(lines)
-            start += len(lines)
-        if start:
-            del self.pending[:start]
-            self.pending_bytes -= offset - self.offset
-            self.offset = offset
-            self.pending_first = first
-            self.pending_since = time.monotonic() if self.pending else None
-        return out
-
-    def reset(self) -> None:
-        """The file was replaced: forget a partial last line, number the new file from 1."""
-        self.buf = b""
-        self.next_line = 1
-        self.offset = 0
-        self.pending_first = 1
-
-
 def run_stream(
     pipeline: str | Pipeline = "weblogs",
     *,
@@ -355,18 +288,24 @@ class _StreamRun:
             self.source = StdinSource(stdin_fd)
         state["source"] = self.source_name
         self.report = StreamReport(pipe.name, dest_name, self.source_name)
-        self.lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
+        self.lines = LineBuffer(
+            int(state.get("line", 0)) + 1,
+            int(state.get("offset", 0)),
+            DEFAULT_LIMITS.max_line_bytes,
+            DEFAULT_LIMITS.excerpt_bytes,
+        )
         self.prog = _Progress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
 
-    def commit(self, batches: list[_Batch]) -> None:
+    def commit(self, batches: list[Batch]) -> None:
         """Stage the batches' lines together, then commit each batch with its checkpoint."""
         state, report = self.state, self.report
         for group in _groups(batches):
             raw = [ln for b in group for ln in b.lines]
-            table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line)
-            bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
+            early = {n: DEFAULT_LIMITS.too_long(k) for b in group for n, k in b.too_long.items()}
+            table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line, early)
+            bounds = [(b.first_line, b.last_line) for b in group]
             staged = self.stager.stage(table, bounds, self.source_name)
             faults.point("stream.staged")
             for b, s in zip(group, staged, strict=True):
@@ -374,7 +313,7 @@ class _StreamRun:
                 state["valid"] = state.get("valid", 0) + s.valid
                 state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
                 state["offset"] = b.end_offset
-                state["line"] = b.first_line + len(b.lines) - 1
+                state["line"] = b.last_line
                 state["inode"] = self.source.inode
                 state["batches"] = state.get("batches", 0) + 1
                 res = self.store.commit_batch(
@@ -461,8 +400,8 @@ class _StreamRun:
         return report
 
 
-def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:
-    group: list[_Batch] = []
+def _groups(batches: list[Batch]) -> Iterator[list[Batch]]:
+    group: list[Batch] = []
     n = 0
     for b in batches:
         if group and n + len(b.lines) > MAX_STAGE_LINES:
@@ -474,7 +413,7 @@ def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:
         yield group
 
 
-def _lag(source: Any, lines: _Lines) -> str:
+def _lag(source: Any, lines: LineBuffer) -> str:
     behind = source.lag_bytes(lines.offset)
     if behind is not None:
         return _human_bytes(behind)
