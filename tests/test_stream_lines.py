@@ -51,13 +51,20 @@ def run(chunks: list[bytes], batch: int) -> list[tuple[int, bytes, int | None, i
 
 
 lines_st = st.lists(
-    st.one_of(st.binary(max_size=6), st.binary(min_size=10, max_size=40)).map(lambda b: b.replace(b"\n", b"")),
+    st.one_of(st.binary(max_size=6), st.binary(min_size=10, max_size=40)).map(
+        lambda b: b.replace(b"\n", b"")
+    ),
     max_size=12,
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(lines=lines_st, last_lf=st.booleans(), cuts=st.lists(st.integers(0, 200), max_size=8), batch=st.integers(1, 4))
+@given(
+    lines=lines_st,
+    last_lf=st.booleans(),
+    cuts=st.lists(st.integers(0, 200), max_size=8),
+    batch=st.integers(1, 4),
+)
 def test_lines_offsets_and_long_lines_match_the_reference(lines, last_lf, cuts, batch):
     data = b"\n".join(lines) + (b"\n" if last_lf and lines else b"")
     points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
