@@ -9,9 +9,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logroll.stage.dialect import Limits
 from logroll.streaming.lines import LineBuffer
 
 LIMIT, EXCERPT = 12, 5
+LIMITS = Limits(
+    max_line_bytes=LIMIT, excerpt_bytes=EXCERPT, chunk_bytes=4, max_quoted_bytes=1, duckdb_max_line_size=100
+)
 
 
 def reference(data: bytes, first: int = 1) -> list[tuple[int, bytes, int | None, int]]:
@@ -28,7 +32,7 @@ def reference(data: bytes, first: int = 1) -> list[tuple[int, bytes, int | None,
 
 
 def run(chunks: list[bytes], batch: int) -> list[tuple[int, bytes, int | None, int]]:
-    buf = LineBuffer(1, 0, LIMIT, EXCERPT)
+    buf = LineBuffer(1, 0, LIMITS)
     got = []
 
     def take(everything: bool) -> None:
@@ -37,7 +41,9 @@ def run(chunks: list[bytes], batch: int) -> list[tuple[int, bytes, int | None, i
             for i, ln in enumerate(b.lines):
                 n = b.first_line + i
                 offset = b.end_offset if n == b.last_line else None
-                got.append((n, ln, b.too_long.get(n), offset))
+                reason = b.early.get(n)
+                long = int(reason.split("(")[1].split()[0]) if reason else None
+                got.append((n, ln, long, offset))
 
     for c in chunks:
         buf.feed(c)
@@ -46,7 +52,7 @@ def run(chunks: list[bytes], batch: int) -> list[tuple[int, bytes, int | None, i
         take(False)
     buf.feed(b"", final=True)
     take(True)
-    assert buf.pending == [] and buf.too_long == {}
+    assert buf.pending == [] and buf.early == {} and buf.long == {}
     return got
 
 
@@ -79,7 +85,7 @@ def test_lines_offsets_and_long_lines_match_the_reference(lines, last_lf, cuts, 
 
 def test_a_line_without_newline_is_never_copied_whole():
     """64 MiB without a newline, read 1 MiB at a time: the waiting line keeps its excerpt only."""
-    buf = LineBuffer(1, 0, 4 << 20, 10_000)
+    buf = LineBuffer(1, 0, Limits())
     piece = b"x" * (1 << 20)
     for _ in range(64):
         buf.feed(piece)
@@ -87,5 +93,6 @@ def test_a_line_without_newline_is_never_copied_whole():
     assert sum(map(len, buf.partial)) == 10_000 and buf.partial_bytes == 64 << 20
     buf.feed(b"\n{}\n")
     (b,) = buf.cut(10, everything=True)
-    assert b.lines == [b"x" * 10_000, b"{}"] and b.too_long == {1: 64 << 20}
+    assert b.lines == [b"x" * 10_000, b"{}"]
+    assert b.early == {1: f"line too long ({64 << 20} bytes > {4 << 20})"}
     assert b.end_offset == (64 << 20) + 4

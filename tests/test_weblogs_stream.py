@@ -429,3 +429,65 @@ def test_follow_resumes_from_its_checkpoint_and_reads_a_replaced_file_from_the_s
     assert "replaced or truncated" in third.stderr.decode()
     report = json.loads(third.stdout)
     assert (report["rows_read"], report["checkpoint"]["line"], report["checkpoint"]["read"]) == (50, 50, 250)
+
+
+def compress(data: bytes, kind: str) -> bytes:
+    import bz2
+    import gzip
+
+    import zstandard
+
+    return {
+        "gz": lambda: gzip.compress(data),
+        "zst": lambda: zstandard.ZstdCompressor().compress(data),
+        "bz2": lambda: bz2.compress(data),
+    }[kind]()
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst", "bz2"])
+def test_follow_reads_a_compressed_file_whole_once(tmp_path, demo_events, kind):
+    """Issue 14: an archive cannot grow, so --follow reads it whole, once, and ends (without
+    --stop-at-eof); the tables are those of the plain lines; a restart reads nothing again."""
+    data = demo_lines(demo_events)
+    plain, packed = tmp_path / "plain" / "events.json", tmp_path / f"events.json.{kind}"
+    plain.parent.mkdir()
+    plain.write_bytes(data)
+    packed.write_bytes(compress(data, kind))
+    res = stream("--follow", str(packed), "--dest", str(tmp_path / "s"), "--json", timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert report["stopped_by"] == "end of input" and report["checkpoint"]["offset"] == len(data)
+    ref = run_cli("run", "weblogs", "--source", str(plain.parent), "--dest", str(tmp_path / "b"), "--json")
+    assert ref.code == 0, ref.err
+    assert report["rows_read"] == ref.json()["rows_read"] > 0
+    got, want = outputs(tmp_path / "s"), outputs(tmp_path / "b")
+    assert got == want != {}, explain_difference(got, want)
+    again = stream("--follow", str(packed), "--dest", str(tmp_path / "s"), "--json", timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout)["rows_read"] == 0
+    assert outputs(tmp_path / "s") == want
+
+
+def test_follow_of_a_truncated_archive_commits_what_came_before_and_fails(tmp_path):
+    """The lines before the damage are committed and counted, the incomplete last one is
+    quarantined, and the stream exits 1 saying why."""
+    lines = SAMPLE.read_text().splitlines()[:300]
+    data = ("\n".join(lines) + "\n").encode()
+    packed = compress(data, "gz")
+    cut = tmp_path / "events.json.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    dest = tmp_path / "s"
+    res = stream("--follow", str(cut), "--dest", str(dest), "--json", timeout=120)
+    assert res.returncode == 1, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert report["status"] == "failed" and "truncated gzip archive" in report["error"]
+    import zlib
+
+    prefix = zlib.decompressobj(wbits=47).decompress(packed[: len(packed) // 2])
+    complete = prefix.count(b"\n")
+    assert report["checkpoint"]["offset"] == len(prefix)
+    assert (report["rows_read"], report["rows_rejected"]) == (complete + 1, 1)
+    (row,) = quarantine_rows(dest / "_logroll" / "quarantine" / "weblogs" / "stream.rejects.csv")
+    assert (int(row["line"]), row["reason"]) == (
+        complete + 1,
+        "incomplete last line: the archive ends inside it",
+    )

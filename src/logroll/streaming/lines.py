@@ -11,17 +11,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..stage.dialect import Limits
+
 
 @dataclass
 class Batch:
-    """One micro-batch: `lines` numbered from `first_line`; `too_long` maps the number of a line
-    over the limit (an excerpt in `lines`) to its full length in bytes. `end_offset` is the byte
-    offset just after its last line."""
+    """One micro-batch: `lines` numbered from `first_line`; `early` maps the number of a line to
+    quarantine whatever it holds (over the length limit: an excerpt in `lines`; the incomplete
+    last line of a damaged archive) to the reason. `end_offset` is the byte offset just after
+    its last line."""
 
     first_line: int
     lines: list[bytes]
     end_offset: int
-    too_long: dict[int, int] = field(default_factory=dict)
+    early: dict[int, str] = field(default_factory=dict)
 
     @property
     def last_line(self) -> int:
@@ -39,21 +42,24 @@ class LineBuffer:
     """Complete lines of a byte stream (LF-ended; the last one may lack its LF at the end of the
     input), numbered from `line`, and the byte offset after each micro-batch."""
 
-    def __init__(self, line: int, offset: int, max_line_bytes: int, excerpt: int = 10_000):
-        self.max_line_bytes, self.excerpt = max_line_bytes, min(excerpt, max_line_bytes)
+    def __init__(self, line: int, offset: int, limits: Limits):
+        self.limits = limits
+        self.max_line_bytes = limits.max_line_bytes
+        self.excerpt = min(limits.excerpt_bytes, limits.max_line_bytes)
         self.next_line = line  # number of the next complete line
         self.offset = offset  # byte offset just after the last line handed out in a batch
         self.partial: list[bytes] = []  # pieces of the line waiting for its LF
         self.partial_bytes = 0  # its full length so far
         self.pending: list[bytes] = []
         self.pending_bytes = 0  # bytes of the pending lines as read, newlines included
-        self.too_long: dict[int, int] = {}  # pending line over the limit -> its full length
+        self.long: dict[int, int] = {}  # pending line over the limit -> its full length
+        self.early: dict[int, str] = {}  # pending line -> why it is quarantined whatever it holds
         self.pending_since: float | None = None
         self.pending_first = line
 
-    def feed(self, data: bytes, final: bool = False) -> None:
+    def feed(self, data: bytes, final: bool = False, cut_short: bool = False) -> None:
         """The next bytes of the input; `final`: the input ended, so a last line without its
-        LF is complete."""
+        LF is complete (`cut_short`: the archive ended early, so that line is incomplete)."""
         cut = data.rfind(b"\n")
         if cut < 0 and not final:
             self._grow(data)
@@ -78,8 +84,13 @@ class LineBuffer:
                 for i, ln in enumerate(lines):
                     full = fulls.get(i, len(ln))
                     if full > self.max_line_bytes:
-                        self.too_long[self.next_line + i] = full
+                        self.long[self.next_line + i] = full
+                        self.early[self.next_line + i] = self.limits.too_long(full)
                         lines[i] = ln[: self.excerpt]
+            if cut_short and not head.endswith(b"\n"):
+                self.early[self.next_line + len(lines) - 1] = (
+                    "incomplete last line: the archive ends inside it"
+                )
             self.pending.extend(lines)
             self.pending_bytes += carried + len(head)
             self.next_line += len(lines)
@@ -104,14 +115,16 @@ class LineBuffer:
         offset = self.offset
         while len(self.pending) - start >= batch_size or (everything and start < len(self.pending)):
             lines = self.pending[start : start + batch_size]
-            long = {n: k for n, k in self.too_long.items() if first <= n < first + len(lines)}
+            end = first + len(lines)
             size = sum(map(len, lines)) + len(lines)
-            size += sum(k - len(lines[n - first]) for n, k in long.items())
+            size += sum(k - len(lines[n - first]) for n, k in self.long.items() if first <= n < end)
             # a last line may lack its newline
             offset = min(offset + size, self.offset + self.pending_bytes)
-            out.append(Batch(first, lines, offset, long))
-            for n in long:
-                del self.too_long[n]
+            early = {n: r for n, r in self.early.items() if first <= n < end}
+            out.append(Batch(first, lines, offset, early))
+            for n in early:
+                del self.early[n]
+                self.long.pop(n, None)
             first += len(lines)
             start += len(lines)
         if start:

@@ -32,7 +32,7 @@ from ..stage.dialect import DEFAULT_LIMITS
 from ..urls import redact_url
 from ..urls import scheme as url_scheme
 from .lines import Batch, LineBuffer
-from .source import FollowSource, StdinSource
+from .source import StdinSource, follow_source
 from .stager import StreamStager
 from .store import Layout, Store
 
@@ -46,7 +46,8 @@ class StreamReport:
     pipeline: str
     dest: str
     source: str
-    status: str = "ok"
+    status: str = "ok"  # "failed": the input was damaged (a truncated or corrupt archive)
+    error: str | None = None
     stopped_by: str = ""  # "end of input" | "signal"
     batches: int = 0
     rows_read: int = 0
@@ -78,6 +79,8 @@ class StreamReport:
             lines.append(f"  files written: {len(self.outputs_written)}")
         if self.quarantine:
             lines.append(f"  quarantine: {self.quarantine}")
+        if self.error:
+            lines.append(f"  FAILED: {self.error}")
         return "\n".join(lines)
 
 
@@ -281,19 +284,14 @@ class _StreamRun:
         state = self.state = store.get_state(self.key) or {}
         self.source: Any
         if follow:
-            self.source = FollowSource(follow, int(state.get("offset", 0)), state.get("inode"), stop_at_eof)
+            self.source = follow_source(follow, state, stop_at_eof)
             if not self.source.resumed or self.source.start_offset == 0:
                 state["offset"], state["line"] = 0, 0
         else:
             self.source = StdinSource(stdin_fd)
         state["source"] = self.source_name
         self.report = StreamReport(pipe.name, dest_name, self.source_name)
-        self.lines = LineBuffer(
-            int(state.get("line", 0)) + 1,
-            int(state.get("offset", 0)),
-            DEFAULT_LIMITS.max_line_bytes,
-            DEFAULT_LIMITS.excerpt_bytes,
-        )
+        self.lines = LineBuffer(int(state.get("line", 0)) + 1, int(state.get("offset", 0)), DEFAULT_LIMITS)
         self.prog = _Progress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
@@ -303,7 +301,7 @@ class _StreamRun:
         state, report = self.state, self.report
         for group in _groups(batches):
             raw = [ln for b in group for ln in b.lines]
-            early = {n: DEFAULT_LIMITS.too_long(k) for b in group for n, k in b.too_long.items()}
+            early = {n: reason for b in group for n, reason in b.early.items()}
             table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line, early)
             bounds = [(b.first_line, b.last_line) for b in group]
             staged = self.stager.stage(table, bounds, self.source_name)
@@ -314,7 +312,7 @@ class _StreamRun:
                 state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
                 state["offset"] = b.end_offset
                 state["line"] = b.last_line
-                state["inode"] = self.source.inode
+                state.update(self.source.identity())
                 state["batches"] = state.get("batches", 0) + 1
                 res = self.store.commit_batch(
                     s.winners,
@@ -361,7 +359,7 @@ class _StreamRun:
                 signals.drain()
                 if data is None:
                     eof = True
-                    lines.feed(b"", final=True)
+                    lines.feed(b"", final=True, cut_short=source.failure is not None)
                 elif data:
                     lines.feed(data)
                 due = lines.pending_since is not None and time.monotonic() - lines.pending_since >= max_delay
@@ -389,6 +387,13 @@ class _StreamRun:
         self.prog.end()
         report.checkpoint = {k: v for k, v in self.state.items() if k != "source"}
         report.seconds = round(time.monotonic() - started, 3)
+        if self.source.failure:
+            report.status = "failed"
+            report.error = (
+                f"{self.source_name}: {self.source.failure}; the lines before it are committed "
+                "(the incomplete last one quarantined)"
+            )
+            log.error("stream %s: %s", self.pipe.name, report.error)
         self.source.close()
         log.info(
             "stream %s: %d micro-batches, %d read, %d rejected",
