@@ -15,10 +15,14 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logroll import api, demo
 from logroll.pipelines import get_pipeline
 from logroll.pipelines.base import Column, Output, Pipeline
+from weblogs_helpers import urls
+from weblogs_reference import url_levels
 
 from conftest import tree_bytes, tree_mtimes
 
@@ -268,6 +272,24 @@ def test_weblogs_byte_identical(spark, tmp_path):
     duck, sp = run_both("weblogs", raw, tmp_path)
     assert duck.duplicates > 0 and duck.rows_rejected >= 2
     assert_same(tmp_path, duck, sp)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(urls(), min_size=150, max_size=150))
+def test_weblogs_url_steps_in_spark_match_the_reference(spark, batch):
+    """Staging computes the URL levels in DuckDB (test_weblogs_properties.py); the same steps,
+    transpiled, give the reference's levels in Spark too: the split uses only functions both
+    engines read alike (strpos/locate, split_part, substr, ltrim, regexp_extract)."""
+    from logroll.engines.transpile import to_spark
+    from logroll.pipelines.weblogs import url_levels_query
+
+    batch = [*batch, *URLS, "http\n://x/a", "https://www.x.com:80@y.com/a", "www.[::1]:80/a", "é://x/y"]
+    spark.createDataFrame(
+        [(i, u) for i, u in enumerate(batch)], "i long, url string"
+    ).createOrReplaceTempView("urls")
+    query = to_spark(url_levels_query("urls").replace("SELECT url_level1", "SELECT i, url_level1", 1))
+    got = {r[0]: tuple(r[1:]) for r in spark.sql(query).collect()}
+    assert [got[i] for i in range(len(batch))] == [url_levels(u) for u in batch]
 
 
 def test_every_day_building_preset_is_covered():
