@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import overview
@@ -48,6 +49,7 @@ def run(
     timestamp_column: str | None = None,
     lateness: int = 1,
     force: bool = False,
+    prune_missing: bool = False,
     engine: str = "duckdb",
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -74,7 +76,7 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only.
+    `engine="spark"` only. A deleted source file keeps its rows; `prune_missing` retracts them.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -82,11 +84,12 @@ def run(
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
     start, end, requested = _days(date, to, lateness)
-
+    check_counts(parallel=parallel, threads=threads)
     src = Storage(source, storage_options)
     src.require_root("source")
     pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
+    _check_not_streamed(ws, pipe.name, dest)
     pipe = _check_dest(ws, src, state, pipe)
     opts = RunOptions(
         start=start,
@@ -94,6 +97,7 @@ def run(
         requested=requested,
         lateness=lateness,
         force=force,
+        prune_missing=prune_missing,
         engine=engine,
         memory_limit=memory_limit or default_memory_limit(engine),
         threads=threads,
@@ -112,6 +116,32 @@ def run(
         catalog.close()
     check_missing(report, pipe, src)
     return report
+
+
+def check_counts(**counts: int | None) -> None:
+    """--parallel 0 or --threads -1 would silently mean "the default": say so instead."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: give 1 or more (or leave it out for the default)")
+
+
+def _check_not_streamed(ws: Workspace, pipeline: str, dest: str) -> None:
+    """A destination `logroll stream` writes keeps its own tables and checkpoint; a run there
+    would overwrite the stream's outputs (a table over its view) and leave its counts stale."""
+    from .streaming.status import database
+
+    if ws.dest.tables:
+        from .sinks.read import table_exists
+        from .streaming.store import events_table
+
+        streamed = table_exists(dest.partition("#")[0], events_table(pipeline))
+    else:
+        streamed = Path(database(pipeline, dest, str(ws.work_dir))).exists()
+    if streamed:
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll stream {pipeline}` writes (its tables and checkpoint): "
+            "a run there would overwrite the stream's outputs; give the run another --dest"
+        )
 
 
 def _days(
@@ -161,12 +191,16 @@ def stream(
     publish_interval: float = 5.0,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: Any = None,
 ) -> Any:
     """Commit JSON lines from stdin (or the file `follow`, from its checkpoint) into `dest`, one
     micro-batch of `batch_size` lines (or `max_delay` seconds) per transaction, until the input
-    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py)."""
-    from .streaming.runner import progress_stream, run_stream
+    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py).
+
+    `progress`: True/False for a progress line on stderr, None for one on a terminal, or a
+    streaming.runner.ProgressLine to draw it (the CLI's shares the console with the log lines)."""
+    from .streaming.progress import progress_stream
+    from .streaming.runner import run_stream
 
     return run_stream(
         pipeline,
@@ -201,4 +235,14 @@ def status(
         catalog.close()
 
 
-__all__ = ["run", "stream", "status", "resolve"]
+def stream_status(
+    pipeline: str | Pipeline, *, dest: str, work_dir: str | None = None
+) -> dict[str, Any] | None:
+    """A stream's inputs, checkpoints, batches, events and last commit in `dest`; None when
+    nothing was streamed there (see streaming/status.py)."""
+    from .streaming.status import stream_status as read
+
+    return read(pipeline, dest=dest, work_dir=work_dir)
+
+
+__all__ = ["run", "stream", "status", "stream_status", "resolve"]

@@ -120,6 +120,12 @@ def build_day(
             rows_out += rows
             if did_write:
                 written.append(rel)
+        if not dest.tables:
+            # Outputs the day had under other parameters (--initials, an output path template):
+            # removed before the catalog forgets them, so a crash here leaves them recorded and
+            # the next build removes them.
+            for old in sorted(set(recorded) - set(outputs)):
+                dest.remove(old)
         counts = dict(
             rows_in=outcome.rows_in,
             rows_unique=outcome.rows_unique,

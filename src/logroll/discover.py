@@ -32,11 +32,32 @@ def list_sources(
     return sorted(seen.values(), key=lambda f: f.uri)
 
 
+def missing(
+    listed: list[FileVersion],
+    known: dict[str, dict[str, Any]],
+    storage: Storage,
+    folders: Iterable[str] | None,
+) -> list[str]:
+    """Files the catalog holds rows of, under the folders just listed, that are gone from the
+    source (for `run --prune-missing`)."""
+    present = {f.uri for f in listed}
+    if folders is None:
+        scopes = [storage.uri(storage.root).rstrip("/") + "/"]
+    else:
+        scopes = [storage.uri(storage.root).rstrip("/") + "/" + folder.strip("/") + "/" for folder in folders]
+    return sorted(
+        uri
+        for uri, row in known.items()
+        if row["status"] == "staged" and uri not in present and uri.startswith(tuple(scopes))
+    )
+
+
 def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force: bool) -> list[FileVersion]:
-    """New versions, plus failed ones (retried every run). Staged or rejected versions are done."""
+    """New versions, plus failed ones (retried every run) and forgotten ones that came back.
+    Staged or rejected versions are done."""
     out = []
     for f in listed:
         row = known.get(f.uri)
-        if force or row is None or row["version"] != f.version or row["status"] == "failed":
+        if force or row is None or row["version"] != f.version or row["status"] in ("failed", "forgotten"):
             out.append(f)
     return out

@@ -9,12 +9,47 @@ schedule are the other ways to run.
 
 from __future__ import annotations
 
+import unicodedata
+
+# Bidirectional overrides and isolates reorder what a terminal shows ("Trojan Source").
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+EXCERPT_CHARS = 120
+
 
 class LogrollError(Exception):
     """Base class. `exit_code` is what the CLI exits with; `step` is where it happened."""
 
     exit_code = 1
     step = "run"
+
+
+def safe_text(text: object, limit: int | None = None) -> str:
+    """`text` fit for one line of a terminal, a log or an error: control characters (terminal
+    escapes, newlines, NUL, C1 codes) and bidi overrides shown escaped as \\x1b, \\n, \\u202e; with
+    `limit`, at most that many characters of the original, then "...". File names and file
+    contents reach messages only through here (or `excerpt`)."""
+    s = str(text)
+    cut = limit is not None and len(s) > limit
+    if cut:
+        s = s[:limit]
+    if not s.isprintable():
+        s = "".join(_escape(ch) for ch in s)
+    return s + "..." if cut else s
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if ch in _BIDI or unicodedata.category(ch) == "Cc":
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return ch
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """A bounded, escaped quote of file content for a message: 'first 120 characters...'."""
+    return f"'{safe_text(text, limit)}'"
 
 
 def first_line(exc: BaseException) -> str:
@@ -57,8 +92,20 @@ class TransientError(LogrollError):
     step = "storage"
 
 
+class CatalogCorrupt(LogrollError):
+    """The state file exists but is not a catalog (damaged, or another program's file): exit 1."""
+
+    step = "catalog"
+
+
 class LockedError(LogrollError):
     """Another run holds the lock for this pipeline and state."""
+
+    step = "catalog"
+
+
+class StateNotFound(UsageError):
+    """A read-only command found no destination or no state to read."""
 
     step = "catalog"
 

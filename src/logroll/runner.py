@@ -39,6 +39,8 @@ from .units import DEFAULT_MEMORY_LIMIT
 from .urls import redact_url
 from .workspace import Workspace
 
+log = logging.getLogger("logroll")
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -49,6 +51,7 @@ class RunOptions:
     requested: tuple[str, ...] | None = None  # days to build (ISO); None: catch up on every dirty day
     lateness: int = 1  # days a row may arrive late (or early) in another day's folder
     force: bool = False
+    prune_missing: bool = False  # retract the rows of files gone from the source
     engine: str = "duckdb"
     memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"]
     threads: int | None = None
@@ -110,7 +113,10 @@ class BatchRun:
         # staged again: its parts would not be what this declaration makes of it.
         listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
         report.files_seen = len(listed)
-        todo = discover.to_stage(listed, self.catalog.files(pipe.name), opts.force)
+        known = self.catalog.files(pipe.name)
+        if opts.prune_missing:
+            self.prune(discover.missing(listed, known, self.src, folders))
+        todo = discover.to_stage(listed, known, opts.force)
         self.emit.phase(
             "stage", len(todo), f"{pipe.name}: run {self.run_id}: {len(todo)} of {len(listed)} files to stage"
         )
@@ -123,11 +129,31 @@ class BatchRun:
         report.quarantine.sort()
         return listed
 
+    def prune(self, gone: list[str]) -> None:
+        """Retract the rows of source files that were deleted: their days rebuild without them."""
+        for uri in gone:
+            _remove_parts(self.catalog.forget_file(self.pipe.name, uri, self.run_id))
+            self.report.files_forgotten.append(uri)
+            log.info("%s: %s is gone from the source: its rows are retracted", self.pipe.name, uri)
+
+    def drop_empty_days(self, all_parts: dict[str, Any], built: dict[str, dict[str, Any]]) -> None:
+        """A built day none of whose files is left (all retracted): its outputs go, then the day."""
+        for day in sorted(set(built) - set(all_parts)):
+            if self.ws.dest.tables:
+                log.warning("%s: day %s has no input left; its table rows are kept", self.pipe.name, day)
+                continue
+            for rel in built[day]["outputs"]:
+                self.ws.dest.remove(rel)
+            self.catalog.drop_partition(self.pipe.name, day)
+            del built[day]
+            self.report.partitions_dropped.append(day)
+
     def build_dirty(self, pool: EnginePool, listed: list[FileVersion]) -> None:
         """Build (and publish) the requested days and every day new input made dirty."""
         pipe, report, catalog = self.pipe, self.report, self.catalog
         all_parts = catalog.parts(pipe.name)
         built = catalog.partitions(pipe.name)
+        self.drop_empty_days(all_parts, built)
         requested = list(self.opts.requested) if self.opts.requested is not None else None
         if requested:
             listed_days = self._days_with_files(listed, requested)

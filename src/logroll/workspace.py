@@ -40,6 +40,7 @@ def open_workspace(
         storage = TableDestination(dest)
     else:
         storage = Storage(dest, storage_options)
+        storage.require_folder("--dest")
     if work_dir:
         wd = Path(work_dir)
     elif storage.local:

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from ..dates import utc_now
-from ..errors import UsageError, first_line
+from ..errors import CatalogCorrupt, UsageError, first_line
 from ..urls import redact_url
 from . import schema as s
 
@@ -66,6 +66,11 @@ class Catalog:
                     continue
                 raise UsageError(
                     f"cannot open state {redact_url(url)}: {first_line(exc.orig)}; check --state"
+                ) from None
+            except DatabaseError as exc:  # e.g. "file is not a database": a damaged or foreign file
+                raise CatalogCorrupt(
+                    f"state {redact_url(url)} is not a readable catalog ({first_line(exc.orig)}): move it "
+                    "away and run again (every source file is staged anew), or pass another --state"
                 ) from None
 
     def __repr__(self) -> str:
@@ -183,6 +188,32 @@ class Catalog:
                     PartRow(r["file_id"], r["day"], r["version"], r["rows"], r["path"])
                 )
         return out
+
+    def forget_file(self, pipeline: str, uri: str, run_id: int) -> list[str]:
+        """Retract a file version whose source is gone: its parts leave the catalog (their days
+        become dirty) and it is recorded as `forgotten`, in one transaction. Returns the paths
+        of the parts it had."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(s.files.c.id).where(s.files.c.pipeline == pipeline, s.files.c.uri == uri)
+            ).first()
+            if row is None:
+                return []
+            old = [r.path for r in conn.execute(select(s.parts.c.path).where(s.parts.c.file_id == row.id))]
+            conn.execute(delete(s.parts).where(s.parts.c.file_id == row.id))
+            conn.execute(
+                update(s.files)
+                .where(s.files.c.id == row.id)
+                .values(status="forgotten", error=None, staged_at=utc_now(), run_id=run_id)
+            )
+        return old
+
+    def drop_partition(self, pipeline: str, day: str) -> None:
+        """Forget a day that has no input left (its outputs were removed first)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(s.partitions).where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+            )
 
     def partitions(self, pipeline: str) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:

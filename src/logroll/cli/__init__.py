@@ -10,12 +10,12 @@ views.py     Rich tables; progress.py progress bars; logs.py log lines (text or 
 """
 
 from . import ingest, run, schedule, stream, tools  # noqa: F401  (run, schedule, tools add their commands)
-from .app import app, main
+from .app import app, command, main
 
 # After those of run, schedule and tools, in the order --help lists them.
-app.command("scan")(ingest.scan)
-app.command("work")(ingest.work)
-app.command("retry")(ingest.retry)
-app.command()(stream.stream)
+command("scan")(ingest.scan)
+command("work")(ingest.work)
+command("retry")(ingest.retry)
+command()(stream.stream)
 
 __all__ = ["app", "main"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from typing import Annotated
 
 import typer
@@ -23,14 +22,15 @@ from .app import (
     Json,
     LogFormat,
     MemoryLimit,
+    Pipeline,
     Source,
     State,
     Threads,
     TimestampColumn,
     Wait,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
@@ -38,11 +38,11 @@ from .app import (
 from .ingest import run as run_ingest
 from .ingest import status as ingest_status
 
-PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
 DateArg = Annotated[
     str | None,
     typer.Argument(
-        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day."
+        metavar="DATE",
+        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day.",
     ),
 ]
 To = Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")]
@@ -63,10 +63,20 @@ Layout = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")]
+PruneMissing = Annotated[
+    bool,
+    typer.Option(
+        "--prune-missing",
+        help="Retract the rows of source files deleted since they were staged and rebuild their "
+        "days [default: a deleted file's rows are kept].",
+    ),
+]
 Engine = Annotated[
     str | None,
     typer.Option(
-        "--engine", help="duckdb (default) or spark (pip install 'logroll[spark]').", envvar="LOGROLL_ENGINE"
+        "--engine",
+        help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+        envvar="LOGROLL_ENGINE",
     ),
 ]
 Master = Annotated[
@@ -101,9 +111,9 @@ OutputFormat = Annotated[
 ]
 
 
-@app.command()
+@command()
 def run(
-    pipeline: PipelineArg,
+    pipeline: Pipeline,
     date: DateArg = None,
     *,
     source: Source = None,
@@ -116,6 +126,7 @@ def run(
     layout: Layout = None,
     timestamp_column: TimestampColumn = None,
     force: Force = False,
+    prune_missing: PruneMissing = False,
     engine: Engine = None,
     master: Master = None,
     spark_conf: SparkConf = None,
@@ -135,6 +146,7 @@ def run(
         if (engine and engine != "duckdb") or master or spark_conf:
             # Each file is loaded on its own as it lands: there is no day build to distribute.
             fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+        command_logging(log_format)
         return run_ingest(
             source=source,
             dest=dest,
@@ -162,6 +174,7 @@ def run(
             date,
             to=to,
             force=force,
+            prune_missing=prune_missing,
             **opts,
             parallel=parallel,
             wait=wait,
@@ -174,9 +187,9 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def status(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
     *,
     dest: Dest = None,
     source: Annotated[
@@ -184,10 +197,10 @@ def status(
     ] = None,
     config: ConfigFile = None,
     all_files: Annotated[
-        bool, typer.Option("--files", help="List every processed file (default: the last 20).")
+        bool, typer.Option("--files", help="List every processed file [default: the last 20].")
     ] = False,
     all_days: Annotated[
-        bool, typer.Option("--all-days", help="List every day (default: days not built + the last 30).")
+        bool, typer.Option("--all-days", help="List every day [default: days not built + the last 30].")
     ] = False,
     state: State = None,
     work_dir: WorkDir = None,
@@ -201,6 +214,12 @@ def status(
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:  # the destination of `logroll stream`: its inputs and checkpoints
+        from .views import print_stream
+
+        typer.echo(json.dumps(streamed, sort_keys=True)) if as_json else print_stream(streamed)
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     info = call(
         api.status,
@@ -213,20 +232,6 @@ def status(
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
+    from .views import print_status
 
-    from .views import print_days, print_processed, print_runs
-
-    # Piped or redirected, Rich would wrap at 80 columns; a log file reads better unwrapped.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    print_days(console, info, all_days)
-    files = info["files"]
-    console.print(
-        f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
-    )
-    for f in files["rejected"]:
-        console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
-    for f in files["failed"]:
-        console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
-    print_processed(console, info.get("processed", []), all_files)
-    print_runs(console, info["runs"][:10])
+    print_status(info, all_days, all_files)

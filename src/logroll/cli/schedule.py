@@ -18,19 +18,19 @@ from .app import (
     Initials,
     LogFormat,
     MemoryLimit,
+    Pipeline,
     Source,
     State,
     Threads,
     TimestampColumn,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
 )
 
-PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
 Cron = Annotated[
     str,
     typer.Option(
@@ -42,10 +42,19 @@ Cron = Annotated[
 Layout = Annotated[
     str | None,
     typer.Option(
-        "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+        "--layout",
+        help="strftime pattern of the date folders under --source [default: %Y/%m/%d].",
+        envvar="LOGROLL_LAYOUT",
     ),
 ]
-Engine = Annotated[str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+        envvar="LOGROLL_ENGINE",
+    ),
+]
 Parallel = Annotated[
     int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
 ]
@@ -68,9 +77,9 @@ LogFile = Annotated[
 ]
 
 
-@app.command()
+@command()
 def schedule(
-    pipeline: PipelineArg,
+    pipeline: Pipeline,
     cron: Cron,
     *,
     source: Source = None,

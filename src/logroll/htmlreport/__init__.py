@@ -6,9 +6,10 @@ file needs no network when it is opened (its Content-Security-Policy forbids any
 from the data is HTML-escaped in tables, and JSON-escaped (no '<', '>' or '&' left) inside the
 <script> blocks that carry the charts' data.
 
-    data.py    what the report shows (catalog, quarantine files)
+    data.py    what the report shows (catalog, quarantine files or table)
     charts.py  Vega-Lite specs and the inlined JavaScript
     page.py    the HTML page
+    summary.py the page of ingest's job queue and of a stream's inputs (no day catalog)
 """
 
 from __future__ import annotations
@@ -49,3 +50,11 @@ def build(
     finally:
         catalog.close()
     return write(render(data), out), data
+
+
+def build_summary(kind: str, info: dict[str, Any], out: str | Path) -> Path:
+    """Write the page of ingest's queue (`kind` "ingest", info from ingest.status) or of a
+    stream's destination ("stream", info from api.stream_status) to `out`."""
+    from .summary import ingest_page, stream_page
+
+    return write(ingest_page(info) if kind == "ingest" else stream_page(info), out)

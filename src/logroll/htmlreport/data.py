@@ -14,7 +14,10 @@ from .. import overview
 from ..catalog import Catalog
 from ..catalog.store import PartRow
 from ..dates import utc_now
+from ..errors import LogrollError
 from ..pipelines.base import Pipeline
+from ..sinks import is_sink_url
+from ..sinks.read import query
 from ..urls import redact_url
 
 SAMPLES_PER_FILE = 5
@@ -139,6 +142,7 @@ def _quarantine(
 ) -> None:
     """Files rejected or failed, rejected rows by reason, and a few sample rows of each file."""
     reasons: collections.Counter[str] = collections.Counter()
+    tables = set()
     for uri, f in sorted(files.items()):
         if f["status"] == "rejected":
             data.files_rejected.append({"uri": uri, "reason": f["error"] or ""})
@@ -146,6 +150,9 @@ def _quarantine(
             data.files_failed.append({"uri": uri, "error": f["error"] or ""})
         q = f.get("quarantine")
         if not q:
+            continue
+        if is_sink_url(q):  # a database destination keeps rejected rows in a table
+            tables.add(q.partition("#")[0])
             continue
         taken = 0
         try:
@@ -163,7 +170,34 @@ def _quarantine(
                     taken += 1
         except (OSError, csv.Error, UnicodeDecodeError):
             data.quarantine_unreadable.append(q)
+    for url in sorted(tables):
+        _table_quarantine(data, url, reasons)
     data.reasons = [{"reason": k, "rows": n} for k, n in reasons.most_common()]
+
+
+def _table_quarantine(data: ReportData, url: str, reasons: collections.Counter[str]) -> None:
+    """Rejected rows from a database destination's quarantine table: reasons and samples."""
+    from ..sinks.destination import QUARANTINE_TABLE
+
+    try:
+        counts = query(url, f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} GROUP BY reason") or []
+        samples = (
+            query(
+                url,
+                "SELECT source_file, line, reason, raw_line FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY source_file ORDER BY line) AS n FROM {QUARANTINE_TABLE}) q "
+                f"WHERE n <= {SAMPLES_PER_FILE} ORDER BY source_file, line LIMIT {MAX_SAMPLES}",
+            )
+            or []
+        )
+    except LogrollError:
+        data.quarantine_unreadable.append(f"{redact_url(url)}#{QUARANTINE_TABLE}")
+        return
+    for reason, n in counts:
+        reasons[reason_kind(reason or "")] += int(n)
+    for source_file, line, reason, raw in samples:
+        if len(data.samples) < MAX_SAMPLES:
+            data.samples.append({"file": source_file, "line": line, "reason": reason, "raw": raw})
 
 
 def _runs(catalog: Catalog, pipe: Pipeline, runs: int) -> list[dict[str, Any]]:

@@ -22,9 +22,15 @@ from typing import Any
 import fsspec
 
 from .. import faults
-from ..errors import SourceNotFound, StorageError, TransientError
+from ..errors import SourceNotFound, StorageError, TransientError, UsageError
 from ..proc import pid_alive
+from ..registry import Registry
 from . import s3
+
+# Stores that need an extra: the registry says what to install when its driver is missing.
+PROTOCOLS = Registry(
+    "store", {"s3": "s3fs"}, extras={"s3": "s3"}, missing="{name}:// paths need {module}: {hint}"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class Storage:
         # Store options (credentials) go to object stores only, never to a local filesystem.
         self.options = dict(options or {}) if not self.local else {}
         fs_options = s3.filesystem_options(self.options) if self.is_s3 else self.options
+        if self.is_s3:
+            PROTOCOLS.module("s3")  # s3fs is the [s3] extra: say so rather than fsspec's "Install s3fs"
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **fs_options)
         except (ImportError, ValueError, TypeError) as exc:
@@ -94,7 +102,18 @@ class Storage:
         path = join(self.root, rel) if rel else self.root
         return bool(self._call(lambda: self.fs.exists(path), "checking", self.uri(path)))
 
+    def require_folder(self, what: str) -> None:
+        """A local path given as a folder must not be a file (a file would be read as an empty
+        folder, or written under as if it were one)."""
+        path = Path(self.url)
+        if self.local and path.exists() and not path.is_dir():
+            raise UsageError(
+                f"{what} {self.url} is a file, not a folder: pass the folder it is in "
+                f"({path.parent}) or the folder the results should go to"
+            )
+
     def require_root(self, what: str) -> None:
+        self.require_folder(f"--{what}" if what in ("source", "dest") else what)
         if self.is_s3:
             # An S3 prefix with no objects is an empty folder, not an error: only the bucket
             # must exist (and be readable with these credentials).
@@ -218,6 +237,16 @@ class Storage:
             return str(info.get("ETag") or info.get("etag") or "").strip('"')
 
         return self._call(head, "checking", self.uri(path))
+
+    def remove(self, rel: str) -> None:
+        """Delete ROOT/rel if it is there (an output the pipeline no longer writes)."""
+        path = join(self.root, rel)
+
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call(rm, "deleting", self.uri(path))
 
     def discard_stale_temps(self, rel: str) -> None:
         """Remove the temporaries of `put_atomic` that a killed process left beside ROOT/rel."""
