@@ -19,15 +19,27 @@ def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int)
     return sorted({d.strftime(pipeline.layout) for d in day_range(lo, hi)})
 
 
+# Compressed input is read by suffix (stage/decode.py): `a.csv.gz` is a CSV file.
+COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
+
+
+def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
+    """The file suffixes a pipeline reads: its own, and each of them compressed (JSON input)."""
+    if pipeline.input_format != "jsonl":
+        return tuple(pipeline.suffixes)
+    return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
+
+
 def list_sources(
     storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None, exclude: tuple[str, ...] = ()
 ) -> list[FileVersion]:
     """Input files under the day `folders` (all of them when None), minus those under `exclude`."""
+    suffixes = accepted_suffixes(pipeline)
     if folders is None:
-        return storage.list_files("", pipeline.suffixes, exclude)
+        return storage.list_files("", suffixes, exclude)
     seen: dict[str, FileVersion] = {}
     for folder in folders:
-        for f in storage.list_files(folder, pipeline.suffixes, exclude):
+        for f in storage.list_files(folder, suffixes, exclude):
             seen[f.uri] = f
     return sorted(seen.values(), key=lambda f: f.uri)
 

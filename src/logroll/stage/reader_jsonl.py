@@ -214,7 +214,9 @@ def _spool_jsonl(path, limits, spool_dir, encoding, kind, route) -> PreparedJson
                     blank += 1  # (logroll's reader drops a BOM opening any line)
                     out.write(b"\n")
                 elif b"\0" in text:
-                    early.append(EarlyReject(no, "NUL byte", excerpt(text, limits), off, length))
+                    # shown escaped, as invalid UTF-8 is: a NUL would end the text in many readers
+                    shown = excerpt(text, limits).replace("\0", "\\x00")
+                    early.append(EarlyReject(no, "NUL byte", shown, off, length))
                     out.write(b"\n")
                 else:
                     kept += 1

@@ -16,6 +16,24 @@ class Staged:
     parts: dict[str, tuple[int, str]] = field(default_factory=dict)
     quarantine: str | None = None
     part_dir: Path | None = None  # where the parts were written
+    # The independent count (CSV): records = header + skipped + blank + rows_read, where
+    # rows_read = rows_valid + rows_rejected. JSON lines leave them at 0 (not counted yet).
+    records: int = 0
+    header: int = 0
+    blank: int = 0
+    skipped: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """What the catalog records of the file version."""
+        return {
+            "rows_read": self.rows_read,
+            "rows_valid": self.rows_valid,
+            "rows_rejected": self.rows_rejected,
+            "records": self.records,
+            "records_header": self.header,
+            "records_blank": self.blank,
+            "records_skipped": self.skipped,
+        }
 
 
 def file_key(uri: str, version: str) -> str:
