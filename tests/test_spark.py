@@ -10,6 +10,7 @@ test_spark_cluster.py.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import random
 from pathlib import Path
@@ -268,9 +269,15 @@ def test_weblogs_byte_identical(spark, tmp_path):
             lines.append(json.dumps(event))
         lines.append('{"event_id": "broken", "user": ')
         lines.append(json.dumps({"event_id": "x1", "user": {"id": 1}, "action": "a", "url": URLS[0]}))
-        (folder / "events.json").write_text("\n".join(lines) + "\n")
+        body = ("\n".join(lines) + "\n").encode()
+        if day.day == 2:
+            (folder / "events.json").write_bytes(body)
+        else:  # a gzip file, and a file holding one JSON array (its elements are the records)
+            (folder / "events.json.gz").write_bytes(gzip.compress(body))
+            array = [json.loads(ln) for ln in lines[:40]] + [7]
+            (folder / "array.json").write_text(json.dumps(array, indent=2))
     duck, sp = run_both("weblogs", raw, tmp_path)
-    assert duck.duplicates > 0 and duck.rows_rejected >= 2
+    assert duck.files_staged == 3 and duck.duplicates > 0 and duck.rows_rejected >= 5
     assert_same(tmp_path, duck, sp)
 
 
