@@ -138,9 +138,10 @@ def test_a_truncated_or_corrupt_archive_fails_its_file_and_the_others_go_on(cli,
     body = ("\n".join(_events(20_000)) + "\n").encode()
     src = tmp_path / "raw"
     packed = gzip.compress(body)
-    _put(src, "a.json.gz", packed[: len(packed) // 2])
-    good = event("g", 1, "claim", URL, "05/02/2017 10:00:00")
-    _put(src, "b.json", (good + "\n").encode())
+    _put(src, "2017/02/02/a.json.gz", packed[: len(packed) // 2])
+    # (a day the failed file may hold rows for is not built: the good file's day is far from them)
+    good = event("g", 1, "claim", URL, "20/02/2017 10:00:00")
+    _put(src, "2017/02/20/b.json", (good + "\n").encode())
     code, rep = _run(cli, src, tmp_path / "out")
     assert code == 1
     [failed] = rep["files_failed"]
@@ -148,20 +149,20 @@ def test_a_truncated_or_corrupt_archive_fails_its_file_and_the_others_go_on(cli,
     assert "truncated gzip archive" in failed["error"] and "records read before it" in failed["error"]
     read_before = int(failed["error"].split("; ")[1].split(" records")[0].replace(",", ""))
     assert 0 < read_before < 20_000
-    assert rep["files_staged"] == 1 and rep["partitions_built"] == ["2017-02-05"]
+    assert rep["files_staged"] == 1 and rep["partitions_built"] == ["2017-02-20"]
     out = tmp_path / "out"
     assert not (out / "user_web_hits" / "2017-02-02.csv").exists()
     assert not [p for p in tmp_path.rglob("*.rejects.csv") if "a.json.gz" in p.name]
     # a corrupt one (bytes changed in the middle of the stream): the same, with its reason
     damaged = bytearray(gzip.compress(body))
     damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
-    _put(src, "a.json.gz", bytes(damaged))
+    _put(src, "2017/02/02/a.json.gz", bytes(damaged))
     code, rep = _run(cli, src, tmp_path / "out")
     assert code == 1
     [failed] = rep["files_failed"]
     assert "gzip archive" in failed["error"] and "records read before it" in failed["error"]
     # the whole archive: staged like the plain file
-    _put(src, "a.json.gz", gzip.compress(body))
+    _put(src, "2017/02/02/a.json.gz", gzip.compress(body))
     code, rep = _run(cli, src, tmp_path / "out")
     assert code == 0 and not rep["files_failed"]
     assert rep["rows_read"] == sum(1 for ln in body.split(b"\n")[:-1] if ln.strip())

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from . import overview
-from .catalog import Catalog
-from .catalog.lock import RunLock
 from .dates import day_range, parse_date
 from .engines import engine_settings
 from .engines.pool import default_parallel
@@ -26,7 +24,7 @@ from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
 from .storage.files import Storage
 from .units import default_memory_limit
-from .workspace import Workspace, open_workspace
+from .workspace import Workspace, open_state, open_workspace, read_state
 
 log = logging.getLogger("logroll")
 
@@ -61,6 +59,7 @@ def run(
     output_format: str | None = None,
     spark_master: str | None = None,
     spark_conf: list[str] | dict[str, str] | None = None,
+    follow_symlinks: bool = False,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -77,6 +76,7 @@ def run(
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
     `engine="spark"` only. A deleted source file keeps its rows; `prune_missing` retracts them.
+    A link under `source` to outside it is skipped with a warning, unless `follow_symlinks`.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -103,17 +103,12 @@ def run(
         threads=threads,
         parallel=parallel or default_parallel(engine),
         engine_options=engine_options,
+        follow_symlinks=follow_symlinks,
         on_event=on_event,
         started=started,
     )
-    catalog = Catalog(ws.state)
-    lock = RunLock(catalog, pipe.name, wait=wait)
-    try:
-        lock.acquire()
-        report = BatchRun(pipe, src, ws, catalog, opts).run()
-    finally:
-        lock.release()
-        catalog.close()
+    with open_state(ws, pipe.name, wait) as session:
+        report = BatchRun(pipe, src, ws, session, opts).run()
     check_missing(report, pipe, src)
     return report
 
@@ -170,11 +165,13 @@ def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) 
         )
     if ws.dest.is_s3:
         ws.dest.require_root("destination")  # a missing bucket or no access: fail before any work
-    if not ws.dest.local and state is None:
+    if ws.remote is not None:
+        log.info("state: %s (working copy in %s)", ws.shown_state, ws.work_dir)
+    elif not ws.dest.local and state is None:
         # Say where the catalog is: it decides what the next run thinks is new.
         log.info(
             "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
-            ws.state,
+            ws.shown_state,
         )
     return pipe
 
@@ -225,14 +222,13 @@ def status(
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Days built, dirty and failed; files staged, rejected and failed; recent runs."""
+    """Days built, dirty and failed; files staged, rejected and failed; recent runs; where the
+    state is. Reads the state without writing or creating anything: a destination or state that
+    does not exist raises StateNotFound."""
     pipe = resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
-    try:
-        return overview.summary(catalog, pipe, ws.state)
-    finally:
-        catalog.close()
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
+    with read_state(ws, pipe.name) as session:
+        return overview.summary(session.catalog, pipe, ws.shown_state, session.running())
 
 
 def stream_status(

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from .dates import day_range
+from .dates import day_range, folder_day, layout_regex
 from .pipelines.base import Pipeline
-from .storage.files import FileVersion, Storage
+from .storage.files import FileVersion, Storage, Unreadable
 
 
 def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int) -> list[str]:
@@ -31,17 +31,44 @@ def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
 
 
 def list_sources(
-    storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None, exclude: tuple[str, ...] = ()
-) -> list[FileVersion]:
-    """Input files under the day `folders` (all of them when None), minus those under `exclude`."""
+    storage: Storage,
+    pipeline: Pipeline,
+    folders: Iterable[str] | None,
+    exclude: tuple[str, ...] = (),
+    follow_symlinks: bool = False,
+) -> tuple[list[FileVersion], list[Unreadable]]:
+    """Input files under the day `folders` (all of them when None), minus those under `exclude`,
+    and the folders that could not be listed."""
+    follow = follow_symlinks or pipeline.follow_symlinks
     suffixes = accepted_suffixes(pipeline)
     if folders is None:
-        return storage.list_files("", suffixes, exclude)
+        return storage.scan("", suffixes, exclude, follow)
     seen: dict[str, FileVersion] = {}
+    unreadable: list[Unreadable] = []
     for folder in folders:
-        for f in storage.list_files(folder, suffixes, exclude):
+        files, problems = storage.scan(folder, suffixes, exclude, follow)
+        unreadable += problems
+        for f in files:
             seen[f.uri] = f
-    return sorted(seen.values(), key=lambda f: f.uri)
+    return sorted(seen.values(), key=lambda f: f.uri), unreadable
+
+
+def days_held(pipeline: Pipeline, rel_paths: Iterable[str], lateness: int) -> set[str] | None:
+    """Event days that files or folders at `rel_paths` (relative to the source) may hold rows for:
+    their date folder's day, `lateness` days either side. None when a path names no day (a folder
+    above the date folders): then it may hold rows for any day."""
+    pattern = layout_regex(pipeline.layout)
+    out: set[str] = set()
+    for rel in rel_paths:
+        day = folder_day(rel, pattern)
+        if day is None:
+            # A folder above the date folders ("2021/01" for %Y/%m/%d) may hold any of them.
+            return None
+        d = dt.date.fromisoformat(day)
+        out |= {
+            x.isoformat() for x in day_range(d - dt.timedelta(days=lateness), d + dt.timedelta(days=lateness))
+        }
+    return out
 
 
 def missing(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from .urls import scrub
+
 # Bidirectional overrides and isolates reorder what a terminal shows ("Trojan Source").
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -53,9 +55,10 @@ def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an error's message, or its class name when it has none."""
+    """The first line of an error's message, or its class name when it has none; a secret a
+    library echoed from a URL it was given (see urls.scrub) is masked."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return scrub(text.splitlines()[0]) if text else type(exc).__name__
 
 
 # ---- before any data is touched -------------------------------------------------------------
@@ -92,6 +95,12 @@ class TransientError(LogrollError):
     step = "storage"
 
 
+class WriteConflict(LogrollError):
+    """A conditional write lost: the object changed (If-Match) or already exists (If-None-Match)."""
+
+    step = "storage"
+
+
 class CatalogCorrupt(LogrollError):
     """The state file exists but is not a catalog (damaged, or another program's file): exit 1."""
 
@@ -104,8 +113,19 @@ class LockedError(LogrollError):
     step = "catalog"
 
 
+class LeaseLost(LockedError):
+    """This run's lock or lease was taken over, or another run committed to its state meanwhile:
+    the run stops before its next commit."""
+
+
 class StateNotFound(UsageError):
     """A read-only command found no destination or no state to read."""
+
+    step = "catalog"
+
+
+class DestinationMismatch(UsageError):
+    """A state recorded another destination than the one it is used for."""
 
     step = "catalog"
 
@@ -130,6 +150,13 @@ class SchemaMismatch(LogrollError):
 # ---- the batch flow: discover -> stage -> build -> publish ------------------------------------
 class NoInputError(LogrollError):
     """A requested day has no input files and nothing staged: exit 1."""
+
+    step = "discover"
+
+
+class ListingError(LogrollError):
+    """A folder or file of the source could not be listed: the run fails (exit 1) and the days
+    it may hold rows for are not published as complete."""
 
     step = "discover"
 

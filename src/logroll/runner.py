@@ -8,8 +8,10 @@ what no catalog row points at, and records the run with its report. Files and da
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import shutil
 import threading
 import time
@@ -20,11 +22,10 @@ from typing import Any
 
 from . import build as build_mod
 from . import discover, faults
-from .catalog import Catalog
 from .dates import compact_days
 from .engines.base import Engine
 from .engines.pool import EnginePool
-from .errors import FileRejected, NoInputError, first_line
+from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline
 from .publish import keep_quarantine
@@ -36,10 +37,12 @@ from .stage.staged import Staged
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT
-from .urls import redact_url
-from .workspace import Workspace
+from .workspace import StateSession, Workspace
 
 log = logging.getLogger("logroll")
+
+# While days build, an object-store catalog is committed at most this often (seconds).
+COMMIT_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,18 +60,31 @@ class RunOptions:
     threads: int | None = None
     parallel: int = 1
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    follow_symlinks: bool = False  # read what links under the source point to outside it
     on_event: EventCallback | None = None
     started: float = field(default_factory=time.monotonic)
 
 
-class BatchRun:
-    """One run of `pipe` from `src` into the workspace `ws`, while this process holds the lock."""
+def commit_interval() -> float:
+    """Seconds between two commits of an object-store catalog while days build (LOGROLL_COMMIT_INTERVAL)."""
+    try:
+        return max(0.0, float(os.environ.get("LOGROLL_COMMIT_INTERVAL") or COMMIT_INTERVAL))
+    except ValueError:
+        return COMMIT_INTERVAL
 
-    def __init__(self, pipe: Pipeline, src: Storage, ws: Workspace, catalog: Catalog, opts: RunOptions):
-        self.pipe, self.src, self.ws, self.catalog, self.opts = pipe, src, ws, catalog, opts
-        self.report = RunReport(pipeline=pipe.name, engine=opts.engine, state=redact_url(ws.state))
+
+class BatchRun:
+    """One run of `pipe` from `src` into the workspace `ws`, while `session` holds its state."""
+
+    def __init__(self, pipe: Pipeline, src: Storage, ws: Workspace, session: StateSession, opts: RunOptions):
+        self.pipe, self.src, self.ws, self.opts = pipe, src, ws, opts
+        self.session, self.catalog = session, session.catalog
+        self.report = RunReport(pipeline=pipe.name, engine=opts.engine, state=ws.shown_state)
         self.lock = threading.Lock()  # parallel workers add to one report
+        self.commit_lock = threading.Lock()  # one commit at a time
+        self.committed = time.monotonic()
         self.run_id = 0
+        self.unread: list[str] = []  # files and folders that could not be read: their days wait
         self.emit = Emitter(pipe.name, 0, opts.on_event)
 
     # ---- the run -------------------------------------------------------------------------------
@@ -90,15 +106,31 @@ class BatchRun:
         )
         try:
             listed = self.stage_new(pool)
+            self.commit()
             self.build_dirty(pool, listed)
-            faults.point("run.before_gc")
-            self.collect_garbage()
-        except BaseException:
+        except BaseException as exc:
             catalog.finish_run(run_id, "crashed", self.report.to_dict())
+            if not isinstance(exc, LeaseLost):  # say so in the shared state too, if it is still ours
+                with contextlib.suppress(Exception):
+                    self.session.commit()
             raise
         finally:
             pool.close()
-        return self.finish()
+        report = self.finish()
+        faults.point("run.before_gc")
+        try:
+            self.session.collect_garbage()
+        except LogrollError as exc:  # the run is done and committed; leftovers wait for the next one
+            log.warning("%s: staged parts not cleaned up: %s", self.pipe.name, first_line(exc))
+        return report
+
+    def commit(self, every: float = 0.0) -> None:
+        """Make the catalog's rows durable where the state lives (at most once per `every` seconds)."""
+        with self.commit_lock:
+            if every and time.monotonic() - self.committed < every:
+                return
+            self.session.commit()
+            self.committed = time.monotonic()
 
     def stage_new(self, pool: EnginePool) -> list[FileVersion]:
         """Discover and stage: every new or changed file version under the days' folders."""
@@ -108,7 +140,11 @@ class BatchRun:
             if opts.start and opts.end
             else None
         )
-        listed = discover.list_sources(self.src, pipe, folders, exclude=self._nested_dest())
+        listed, unreadable = discover.list_sources(
+            self.src, pipe, folders, self._nested_dest(), opts.follow_symlinks
+        )
+        for u in unreadable:  # never taken for an empty folder: the run fails, its days wait
+            self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
         listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
@@ -132,7 +168,7 @@ class BatchRun:
     def prune(self, gone: list[str]) -> None:
         """Retract the rows of source files that were deleted: their days rebuild without them."""
         for uri in gone:
-            _remove_parts(self.catalog.forget_file(self.pipe.name, uri, self.run_id))
+            self._remove_parts(self.catalog.forget_file(self.pipe.name, uri, self.run_id))
             self.report.files_forgotten.append(uri)
             log.info("%s: %s is gone from the source: its rows are retracted", self.pipe.name, uri)
 
@@ -164,6 +200,7 @@ class BatchRun:
                 if row and any(not self.ws.dest.exists(rel) for rel in row["outputs"]):
                     row["fingerprint"] = None
         targets = build_mod.days_to_build(pipe, all_parts, built, requested, self.opts.force)
+        targets = self._hold_back(targets)
         tmp_root = self.ws.work_dir / "tmp" / f"run-{self.run_id}"
         self.emit.phase(
             "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
@@ -189,6 +226,7 @@ class BatchRun:
         report.seconds = round(time.monotonic() - self.opts.started, 3)
         faults.point("run.before_finish")
         self.catalog.finish_run(self.run_id, report.status, report.to_dict())
+        self.commit()
         self.emit.emit(
             "run_finished",
             f"{self.pipe.name}: run {self.run_id} {report.status} in {report.seconds:.1f}s",
@@ -225,6 +263,8 @@ class BatchRun:
                     staged: Staged = stager(
                         eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
                     )
+                self.session.keep_parts(staged.part_dir)
+                staged.parts = {d: (n, ws.stored_part(p)) for d, (n, p) in staged.parts.items()}
                 # A remote destination gets the rejected rows too, before the catalog commits.
                 staged.quarantine = keep_quarantine(ws.dest, ws.work_dir, staged.quarantine)
             except FileRejected as exc:
@@ -250,7 +290,7 @@ class BatchRun:
             self.pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, self.run_id
         )
         faults.point("stage.committed")
-        _remove_parts(old)
+        self._remove_parts(old)
         report = self.report
         with self.lock:
             report.files_staged += 1
@@ -272,7 +312,7 @@ class BatchRun:
         old = self.catalog.record_file_problem(
             self.pipe.name, f.uri, f.size, f.version, "rejected", str(exc), self.run_id, q
         )
-        _remove_parts(old)
+        self._remove_parts(old)
         with self.lock:
             self.report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
             self.report.quarantine.append(q)
@@ -288,11 +328,40 @@ class BatchRun:
     def _failed(self, f: FileVersion, exc: Exception) -> None:
         msg = first_line(exc)
         self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        self._unlisted(f.uri, msg)
+
+    def _unlisted(self, uri: str, msg: str) -> None:
+        """A file or folder this run could not read: reported failed, and its days held back."""
         with self.lock:
-            self.report.files_failed.append({"uri": f.uri, "error": msg})
+            self.report.files_failed.append({"uri": uri, "error": msg})
+            self.unread.append(uri)
         self.emit.emit(
-            "file_failed", f"failed {f.uri}: {msg}", level=logging.ERROR, phase="stage", uri=f.uri, error=msg
+            "file_failed", f"failed {uri}: {msg}", level=logging.ERROR, phase="stage", uri=uri, error=msg
         )
+
+    def _hold_back(self, targets: list[str]) -> list[str]:
+        """The days to build, less those an unread file or folder may hold rows for: each is
+        recorded failed (dirty until a run reads all its input) instead of published incomplete."""
+        if not self.unread:
+            return targets
+        held = discover.days_held(self.pipe, [self._relative(u) for u in self.unread], self.opts.lateness)
+        out = []
+        for day in targets:
+            if held is not None and day not in held:
+                out.append(day)
+                continue
+            error = f"not built: its input {self.unread[0]} could not be read (see the failed files); run again once it can"
+            self.catalog.record_partition_failed(self.pipe.name, day, error, self.run_id)
+            self.report.partitions_failed.append({"day": day, "error": error})
+            self.emit.emit(
+                "day_failed",
+                f"day {day} failed: {error}",
+                level=logging.ERROR,
+                phase="build",
+                day=day,
+                error=error,
+            )
+        return out
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(
@@ -301,13 +370,14 @@ class BatchRun:
         """Build and publish one day; a failure is recorded on the day and the others go on."""
         pipe, report = self.pipe, self.report
         try:
+            local = self.session.local_parts(parts)
             res = build_mod.build_day(
                 eng,
                 self.catalog,
                 self.ws.dest,
                 pipe,
                 day,
-                parts=parts,
+                parts=local,
                 built_row=built_row,
                 tmp_root=tmp_root,
                 run_id=self.run_id,
@@ -344,6 +414,7 @@ class BatchRun:
             for rel in res.outputs:
                 report.outputs.append(join(dest_url, rel))
             report.outputs_written.extend(join(dest_url, rel) for rel in res.written)
+        self.commit(every=commit_interval())
         self.emit.emit(
             "day_built",
             f"built {day}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, {res.rows_out:,} out",
@@ -353,17 +424,10 @@ class BatchRun:
         )
 
     # ---- helpers -----------------------------------------------------------------------------
-    def collect_garbage(self) -> None:
-        """Staged folders no catalog row points at: left by a run that died before its commit."""
-        root = self.ws.staged_root(self.pipe.name)
-        if not root.exists():
-            return
-        parts = self.catalog.parts(self.pipe.name)
-        live = {Path(p.path).parent.parent.name for rows in parts.values() for p in rows}
-        for d in root.iterdir():
-            if d.is_dir() and d.name not in live:
-                faults.point("gc.remove")
-                shutil.rmtree(d, ignore_errors=True)
+    def _remove_parts(self, stored: list[str]) -> None:
+        """The local folders of parts a commit replaced (their remote copies: garbage collection)."""
+        for g in stored:
+            shutil.rmtree(Path(self.ws.part_path(g)).parent, ignore_errors=True)
 
     def _nested_dest(self) -> tuple[str, ...]:
         """A destination inside the source (seed 002: raw at the bucket root, results/ below it)
@@ -399,8 +463,3 @@ def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:
         f"no input files for {days} (looked in {where}) and nothing staged for "
         f"{'it' if len(missing) == 1 else 'them'}: check the date and --source"
     )
-
-
-def _remove_parts(globs: list[str]) -> None:
-    for g in globs:
-        shutil.rmtree(Path(g).parent, ignore_errors=True)

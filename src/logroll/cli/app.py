@@ -114,15 +114,18 @@ State = Annotated[
     str | None,
     typer.Option(
         "--state",
-        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite; for an "
-        "s3:// DEST, ~/.cache/logroll/HASH/catalog.sqlite on this machine].",
+        help="Catalog: SQLite path or postgresql:// URL [default: DEST/_logroll/catalog.sqlite, in the "
+        "bucket for an s3:// DEST].",
         envvar="LOGROLL_STATE",
     ),
 ]
 WorkDir = Annotated[
     str | None,
     typer.Option(
-        "--work-dir", help="Local folder for staged parts and spill files.", envvar="LOGROLL_WORK_DIR"
+        "--work-dir",
+        help="Local folder for staged parts, spool and spill files [default: DEST/_logroll; for an s3:// "
+        "or database DEST, a cache under ~/.cache/logroll].",
+        envvar="LOGROLL_WORK_DIR",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from ..errors import UsageError, safe_text
 from ..events import PROGRESS_EVENTS
+from ..urls import scrub
 
 FORMATS = ("text", "json")
 _OPTIONAL = ("run_id", "uri", "error", "phase", "done", "total", "next_run", "status")
@@ -51,14 +52,15 @@ class HideProgressLines(logging.Filter):
 class EscapeControl(logging.Filter):
     """The one place log lines are made safe: a file name or a value holding terminal escapes,
     newlines or bidi overrides is shown escaped (errors.safe_text), never passed to the terminal
-    or split into two log lines."""
+    or split into two log lines; a secret a library echoed from a URL it was given is masked
+    (urls.scrub), the last line of defence after redact_url."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = safe_text(record.getMessage()), None
+        record.msg, record.args = safe_text(scrub(record.getMessage())), None
         for key in ("error", "uri"):
             value = getattr(record, key, None)
             if isinstance(value, str):
-                setattr(record, key, safe_text(value))
+                setattr(record, key, safe_text(scrub(value)))
         return True
 
 

@@ -109,6 +109,14 @@ OutputFormat = Annotated[
         envvar="LOGROLL_FORMAT",
     ),
 ]
+FollowSymlinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Read files and folders that links under --source point to outside it "
+        "[default: skip them with a warning; input.follow_symlinks in logroll.yaml].",
+    ),
+]
 
 
 @command()
@@ -140,6 +148,7 @@ def run(
     aws_config: AwsConfig = None,
     as_json: Json = False,
     output_format: OutputFormat = None,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli/ingest.py
@@ -181,6 +190,7 @@ def run(
             on_event=progress,
             storage_options=storage_options,
             output_format=output_format,
+            follow_symlinks=follow_symlinks,
         )
     typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":

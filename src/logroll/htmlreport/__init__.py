@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..catalog import Catalog
 from ..errors import UsageError
 from ..pipelines.base import Pipeline
 from .charts import altair
@@ -37,18 +36,15 @@ def build(
 ) -> tuple[Path, ReportData]:
     """Write the HTML report of `pipeline`'s state to `out`; returns its path and what it shows."""
     from ..api import resolve
-    from ..workspace import open_workspace
+    from ..workspace import open_workspace, read_state
 
     altair()  # say what to install before reading anything
     if runs < 1:
         raise UsageError("--runs must be 1 or more")
     pipe = resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
-    try:
-        data = collect(catalog, pipe, ws.state, runs=runs, storage_options=storage_options)
-    finally:
-        catalog.close()
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
+    with read_state(ws, pipe.name) as session:
+        data = collect(session.catalog, pipe, ws.shown_state, runs=runs, storage_options=storage_options)
     return write(render(data), out), data
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +11,7 @@ from typing import Any
 from .. import overview
 from ..catalog import Catalog
 from ..catalog.store import PartRow
-from ..dates import utc_now
+from ..dates import folder_day, layout_regex, utc_now
 from ..errors import LogrollError
 from ..pipelines.base import Pipeline
 from ..sinks import is_sink_url
@@ -40,43 +38,15 @@ class ReportData:
 
 
 # ---- data ------------------------------------------------------------------------------------
-def layout_regex(layout: str) -> re.Pattern[str] | None:
-    """'%Y/%m/%d' -> a regex with year, month and day groups; None if the layout lacks one."""
-    groups = {"%Y": r"(?P<y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
-    if not all(k in layout for k in groups):
-        return None
-    out, i = "", 0
-    while i < len(layout):
-        token = layout[i : i + 2]
-        if token in groups:
-            out += groups[token]
-            i += 2
-        else:
-            out += re.escape(layout[i])
-            i += 1
-    return re.compile(out)
-
-
-def folder_day(uri: str, pattern: re.Pattern[str] | None) -> str | None:
-    """The date of the folder a file arrived in, from the pipeline's layout."""
-    if pattern is None:
-        return None
-    found = None
-    for m in pattern.finditer(uri):
-        found = m
-    if found is None:
-        return None
-    try:
-        return dt.date(int(found["y"]), int(found["m"]), int(found["d"])).isoformat()
-    except ValueError:
-        return None
-
-
 def _open_text(path: str, storage_options: dict[str, Any] | None) -> Any:
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
-        return fsspec.open(path, "rt", encoding="utf-8", newline="", **(storage_options or {})).open()
+        from ..storage import s3
+
+        # The same options (and the same single retry layer) a run gives s3fs; never logroll's own keys.
+        opts = s3.filesystem_options(storage_options) if s3.is_s3(path) else dict(storage_options or {})
+        return fsspec.open(path, "rt", encoding="utf-8", newline="", **opts).open()
     return open(path.removeprefix("file://"), encoding="utf-8", newline="")
 
 
