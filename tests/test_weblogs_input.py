@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 import json
 import random
+import sqlite3
 from pathlib import Path
 
 import zstandard
@@ -66,6 +67,22 @@ def _rejects(report: dict) -> list[tuple[str, str, str]]:
     )
 
 
+def file_counts(dest: Path) -> dict[str, dict]:
+    """The catalog's row of each file, by file name."""
+    con = sqlite3.connect(dest / "_logroll" / "catalog.sqlite")
+    con.row_factory = sqlite3.Row
+    got = {Path(r["uri"]).name: dict(r) for r in con.execute("SELECT * FROM files")}
+    con.close()
+    return got
+
+
+def accounted(f: dict) -> None:
+    """The invariant as the catalog records it (JSON: no header, nothing skipped)."""
+    assert f["records_header"] == f["records_skipped"] == 0, f
+    assert f["records"] == f["records_blank"] + f["rows_valid"] + f["rows_rejected"], f
+    assert f["rows_read"] == f["rows_valid"] + f["rows_rejected"], f
+
+
 COUNTS = ("rows_read", "rows_valid", "rows_rejected", "rows_unique", "duplicates", "rows_out")
 
 CODECS = {
@@ -81,6 +98,9 @@ def test_compressed_files_give_what_the_plain_file_gives(cli, tmp_path):
     code, plain = _run(cli, _put(tmp_path / "plain", "events.json", body).parent, tmp_path / "out-plain")
     assert code == 0 and plain["rows_rejected"] > 0 and plain["duplicates"] > 0
     want = tree_bytes(tmp_path / "out-plain")
+    [plain_file] = file_counts(tmp_path / "out-plain").values()
+    accounted(plain_file)
+    assert plain_file["records"] == 3000 and plain_file["records_blank"] > 0
     for suffix, compress in CODECS.items():
         name = suffix.strip(".").replace(".", "-")
         src = _put(tmp_path / name, "events" + suffix, compress(body)).parent
@@ -90,6 +110,9 @@ def test_compressed_files_give_what_the_plain_file_gives(cli, tmp_path):
         assert [got[k] for k in COUNTS] == [plain[k] for k in COUNTS], suffix
         assert tree_bytes(tmp_path / f"out-{name}") == want, suffix
         assert _rejects(got) == _rejects(plain), suffix
+        [f] = file_counts(tmp_path / f"out-{name}").values()
+        accounted(f)
+        assert (f["records"], f["records_blank"]) == (3000, plain_file["records_blank"]), suffix
 
 
 def test_a_file_holding_one_json_array_is_read_as_its_elements(cli, tmp_path):
@@ -153,6 +176,9 @@ def test_a_truncated_or_corrupt_archive_fails_its_file_and_the_others_go_on(cli,
     out = tmp_path / "out"
     assert not (out / "user_web_hits" / "2017-02-02.csv").exists()
     assert not [p for p in tmp_path.rglob("*.rejects.csv") if "a.json.gz" in p.name]
+    f = file_counts(out)["a.json.gz"]
+    assert f["status"] == "failed" and f["records"] == read_before and 0 < f["rows_valid"] < read_before
+    accounted(f)
     # a corrupt one (bytes changed in the middle of the stream): the same, with its reason
     damaged = bytearray(gzip.compress(body))
     damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)

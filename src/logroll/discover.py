@@ -24,10 +24,21 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
 
 
 def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
-    """The file suffixes a pipeline reads: its own, and each of them compressed (JSON input)."""
-    if pipeline.input_format != "jsonl":
-        return tuple(pipeline.suffixes)
+    """The file suffixes a pipeline reads: its own, and each of them compressed."""
     return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
+
+
+def arrival_day(pipeline: Pipeline, rel: str) -> dt.date | None:
+    """The day of the date folder (named by the pipeline's layout) a relative path starts with.
+    Anchored at the start, unlike dates.folder_day: an arrival day decides rows' event day."""
+    depth = pipeline.layout.strip("/").count("/") + 1
+    parts = rel.strip("/").split("/")
+    if len(parts) <= depth:
+        return None
+    try:
+        return dt.datetime.strptime("/".join(parts[:depth]), pipeline.layout.strip("/")).date()
+    except ValueError:
+        return None
 
 
 def list_sources(

@@ -25,14 +25,15 @@ from . import discover, faults
 from .dates import compact_days
 from .engines.base import Engine
 from .engines.pool import EnginePool
-from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, first_line
+from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, StageFailed, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline
 from .publish import keep_quarantine
 from .report import RunReport
-from .stage.csv import stage_csv
+from .stage.csv import CsvFile, stage_csv_file
+from .stage.csv import signature as csv_signature
 from .stage.jsonl import stage_jsonl
-from .stage.quarantine import whole_file_quarantine
+from .stage.quarantine import quarantine_name, whole_file_quarantine
 from .stage.staged import Staged
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
@@ -136,7 +137,8 @@ class BatchRun:
         """Discover and stage: every new or changed file version under the days' folders."""
         pipe, opts, report = self.pipe, self.opts, self.report
         folders = (
-            discover.day_folders(pipe, opts.start, opts.end, opts.lateness)
+            # an arrival-day pipeline's rows are in their own day's folder: never late or early
+            discover.day_folders(pipe, opts.start, opts.end, 0 if pipe.arrival else opts.lateness)
             if opts.start and opts.end
             else None
         )
@@ -147,7 +149,8 @@ class BatchRun:
             self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
-        listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
+        signature = csv_signature(pipe) if pipe.input_format == "csv" else pipe.stage_signature()
+        listed = [replace(f, version=f"{f.version}~{signature}") for f in listed]
         report.files_seen = len(listed)
         known = self.catalog.files(pipe.name)
         if opts.prune_missing:
@@ -254,15 +257,22 @@ class BatchRun:
         pipe, ws = self.pipe, self.ws
         rel = self._relative(f.uri)
         qroot = ws.quarantine_root / pipe.name
+        qname = quarantine_name(rel, f.uri, f.version)
         rejected: FileRejected | None = None
         try:
             try:
                 local = fetcher.take(f) if fetcher else self.src.local_copy(f.uri, ws.work_dir / "spool")
                 with local as path:
-                    stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
-                    staged: Staged = stager(
-                        eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
-                    )
+                    staged: Staged
+                    if pipe.input_format == "jsonl":
+                        staged = stage_jsonl(
+                            eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, qname
+                        )
+                    else:
+                        job = CsvFile(
+                            f.uri, f.version, ws.staged_root(pipe.name), qroot, qname, self._arrival(rel)
+                        )
+                        staged = stage_csv_file(eng, path, pipe, job)
                 self.session.keep_parts(staged.part_dir)
                 staged.parts = {d: (n, ws.stored_part(p)) for d, (n, p) in staged.parts.items()}
                 # A remote destination gets the rejected rows too, before the catalog commits.
@@ -271,7 +281,7 @@ class BatchRun:
                 rejected = exc
                 reason = f"file rejected: {exc}"
                 q = keep_quarantine(
-                    ws.dest, ws.work_dir, whole_file_quarantine(qroot, rel, f.uri, reason, "")
+                    ws.dest, ws.work_dir, whole_file_quarantine(qroot, qname, f.uri, reason, "")
                 )
         except Exception as exc:  # unreadable now, or its quarantine not kept: retried next run
             self._failed(f, exc)
@@ -282,9 +292,7 @@ class BatchRun:
             self._staged(f, staged)
 
     def _staged(self, f: FileVersion, staged: Staged) -> None:
-        counts = dict(
-            rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
-        )
+        counts = staged.counts()
         faults.point("stage.before_commit")
         old = self.catalog.record_staged(
             self.pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, self.run_id
@@ -327,7 +335,10 @@ class BatchRun:
 
     def _failed(self, f: FileVersion, exc: Exception) -> None:
         msg = first_line(exc)
-        self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        counts = exc.counts if isinstance(exc, StageFailed) else None
+        self.catalog.record_file_problem(
+            self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id, counts=counts
+        )
         self._unlisted(f.uri, msg)
 
     def _unlisted(self, uri: str, msg: str) -> None:
@@ -447,8 +458,18 @@ class BatchRun:
 
     def _relative(self, uri: str) -> str:
         base = self.src.url.rstrip("/") + "/"
-        rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
-        return rel.replace(":", "_")
+        return uri[len(base) :] if uri.startswith(base) else Path(uri).name
+
+    def _arrival(self, rel: str) -> str | None:
+        """The day of the date folder a file arrived in (for `event_time: arrival`)."""
+        if not self.pipe.arrival:
+            return None
+        day = discover.arrival_day(self.pipe, rel)
+        if day is None:
+            raise FileRejected(
+                f"not under a date folder named like {self.pipe.layout!r}: its arrival day is unknown"
+            )
+        return day.isoformat()
 
 
 def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:

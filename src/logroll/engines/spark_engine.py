@@ -25,7 +25,7 @@ from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import spark_session, sql
-from .base import BuildOutcome, JsonInput, StagedFile, StagedJsonl
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl
 from .duckdb_engine import DuckDBEngine, output_columns
 from .projection import needed_columns
 from .transpile import spark_type, to_spark
@@ -82,8 +82,10 @@ class SparkEngine:
         self._spark: Any = None
 
     # Staging is DuckDB's on the driver (see the module docstring).
-    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
-        return self.stager.stage_csv(path, header, pipeline, part_dir)
+    def stage_csv(
+        self, source: CsvInput, header: list[str], pipeline: Pipeline, part_dir: Path
+    ) -> StagedFile:
+        return self.stager.stage_csv(source, header, pipeline, part_dir)
 
     def stage_jsonl(
         self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path

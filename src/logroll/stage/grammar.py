@@ -15,7 +15,7 @@ from .dialect import Dialect, FileUnusable
 class Grammar:
     """Compiled patterns of one dialect's records."""
 
-    def __init__(self, d: Dialect):
+    def __init__(self, d: Dialect) -> None:
         self.d = d.delimiter.encode()
         if len(self.d) != 1 or (d.quote and len(d.quote.encode()) != 1):
             raise ValueError("the delimiter and the quote must be one ASCII character each")

@@ -45,7 +45,7 @@ def stage_jsonl(
     spool = part_dir.with_name(part_dir.name + ".spool")
     spool.mkdir(parents=True, exist_ok=True)
     try:
-        prep = prepare_jsonl(path, limits, spool)
+        prep = prepare_jsonl(path, limits, spool, pipeline.encoding, pipeline.compression)
         try:
             source = JsonInput(
                 prep.path_for_reader,

@@ -14,7 +14,7 @@ class LineLimit:
     """The line limit in force when a block is cut (the header's is larger; lines of the block
     that holds the header are checked again against max_line_bytes by the sanitizer)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         self.n = n
 
 
@@ -25,7 +25,13 @@ class Block:
 
     __slots__ = ("lines", "body", "base", "special", "_offs", "spec")
 
-    def __init__(self, lines, body, base, special=None):
+    def __init__(
+        self,
+        lines: list[bytes],
+        body: bytes | None,
+        base: int,
+        special: dict[int, tuple[int, int]] | None = None,
+    ) -> None:
         self.lines, self.body, self.base = lines, body, base
         self.special = special or {}
         self._offs = None
@@ -112,7 +118,7 @@ class LineSource:
     """Numbered physical lines, one at a time (next) or the rest of a block at once (peek/consume).
     Lines given back after a runaway quote are handed out again first, with their numbers."""
 
-    def __init__(self, blocks: Iterator[Block]):
+    def __init__(self, blocks: Iterator[Block]) -> None:
         self.blocks = blocks
         self.blk: Block | None = None
         self.i = 0
@@ -127,7 +133,8 @@ class LineSource:
                 return False
         return True
 
-    def next(self):
+    def next(self) -> tuple[bytes, int, int, int, int] | None:
+        """(text, byte offset, length, flag, line number) of the next line, or None at the end."""
         if self.pending:
             return self.pending.popleft()
         if not self._fill():
@@ -138,7 +145,7 @@ class LineSource:
         length, flag = b.special.get(i, (len(b.lines[i]), 0))
         return (b.lines[i], b.offset(i), length, flag, self.lines)
 
-    def peek(self):
+    def peek(self) -> tuple[Block, int] | None:
         """(block, index) of the next line when bulk reading is possible."""
         if self.pending or not self._fill():
             return None

@@ -165,7 +165,15 @@ def _fast(source: Path, path: Path, dialect: Dialect, limits: Limits) -> Prepare
     )
 
 
-def _sanitize(path, dialect, limits, spool_dir, columns, kind, route) -> Prepared:
+def _sanitize(
+    path: Path,
+    dialect: Dialect,
+    limits: Limits,
+    spool_dir: Path,
+    columns: list[str] | None,
+    kind: str,
+    route: list[str],
+) -> Prepared:
     fd, spool = tempfile.mkstemp(prefix="logroll-spool-", suffix=".csv", dir=spool_dir)
     failure: list[str] = []
     with os.fdopen(fd, "wb", buffering=1 << 20) as out:
@@ -316,3 +324,63 @@ def row_lines(prep: Prepared, reject_lines: list[int], limits: Limits = DEFAULT_
         drop.add(1)  # the header (its own continuation lines are in cont)
     drop = np.fromiter(drop, np.int64, len(drop))
     return lines[~np.isin(lines, cont) & ~np.isin(lines, drop)]
+
+
+def record_texts(prep: Prepared, lines: list[int], limits: Limits = DEFAULT_LIMITS) -> dict[int, str]:
+    """The text of the records starting on physical `lines` (a multi-line record with its
+    continuation lines, joined by LF), each at most limits.excerpt_bytes, from the file DuckDB
+    read. One pass that only counts line breaks (numpy) until a wanted line, then a read there."""
+    wanted = sorted(set(lines))
+    if not wanted:
+        return {}
+    cont = set((prep.multiline_at + np.arange(len(prep.multiline_at)) + 1).tolist())
+    starts = _line_starts(prep.path_for_duckdb, wanted, limits.chunk_bytes)
+    out: dict[int, str] = {}
+    with open(prep.path_for_duckdb, "rb") as fh:
+        for line, offset in starts.items():
+            fh.seek(offset)
+            parts: list[bytes] = []
+            size, n = 0, line
+            while size < limits.excerpt_bytes:
+                text = fh.readline(limits.excerpt_bytes - size + 2)
+                if not text:
+                    break
+                parts.append(text.rstrip(b"\r\n"))
+                size += len(text)
+                n += 1
+                if n not in cont or not text.endswith(b"\n"):
+                    break
+            raw = b"\n".join(parts)[: limits.excerpt_bytes]
+            out[line] = raw.decode("utf-8", "backslashreplace")
+    return out
+
+
+def _line_starts(path: Path, wanted: list[int], chunk: int) -> dict[int, int]:
+    """Byte offset where each of the (sorted) physical `wanted` lines starts (LF-ended lines;
+    a UTF-8 BOM is skipped)."""
+    found: dict[int, int] = {}
+    pending = np.asarray(wanted, np.int64)
+    line, base = 1, 0
+    with open(path, "rb", buffering=0) as fh:
+        if fh.read(3) == codecs.BOM_UTF8:
+            base = 3
+        else:
+            fh.seek(0)
+        if pending[0] == 1:
+            found[1] = base
+            pending = pending[1:]
+        buf = bytearray(chunk)
+        view = np.frombuffer(buf, np.uint8)
+        while len(pending):
+            k = fh.readinto(buf)
+            if not k:
+                break
+            lf = np.flatnonzero(view[:k] == 10)
+            # line (line + j + 1) starts after the j-th LF of this chunk
+            hit = pending[pending <= line + len(lf)]
+            for w in hit.tolist():
+                found[w] = base + int(lf[w - line - 1]) + 1
+            pending = pending[len(hit) :]
+            line += len(lf)
+            base += k
+    return found

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -54,9 +56,9 @@ class PreparedJson:
 
 
 def prepare_jsonl(
-    path,
+    path: Path | str,
     limits: Limits = DEFAULT_LIMITS,
-    spool_dir=None,
+    spool_dir: Path | str | None = None,
     encoding: str = "utf-8",
     compression: str | None = None,
     force_spool: bool = False,
@@ -166,7 +168,9 @@ def _scan_jsonl(path: Path, limits: Limits) -> dict:
     return dict(lines=lines, records=lines, blank=blank)
 
 
-def _spool_jsonl(path, limits, spool_dir, encoding, kind, route) -> PreparedJson:
+def _spool_jsonl(
+    path: Path, limits: Limits, spool_dir: Path, encoding: str, kind: str, route: list[str]
+) -> PreparedJson:
     fd, spool = tempfile.mkstemp(prefix="logroll-spool-", suffix=".jsonl", dir=spool_dir)
     failure: list[str] = []
     early: list[EarlyReject] = []
@@ -238,103 +242,110 @@ def _spool_jsonl(path, limits, spool_dir, encoding, kind, route) -> PreparedJson
     )
 
 
-def _split_array(chunks, limits, out, failure, lines_before):
+def _split_array(
+    chunks: Iterator[bytes], limits: Limits, out: BinaryIO, failure: list[str], lines_before: int
+) -> tuple[list[int], int, list[EarlyReject], int]:
     """Elements of a top-level JSON array, one per spool line (raw line breaks between tokens
     become spaces). Returns (line_map, records, early_rejects, physical lines)."""
-    dec = json.JSONDecoder()
-    stats = {"nl": 0, "last": b"\n"}
+    split = _ArraySplit(chunks, limits, out, failure, lines_before)
+    split.run()
+    for _ in split.it:  # the rest of the input, for the physical line count
+        pass
+    lines = lines_before + split.nl + (0 if split.last in (b"\n", b"\r") else 1)
+    return split.line_map, len(split.line_map), split.early, lines
 
-    def counted(cs):  # physical line ends: LF, CRLF, CR (a CRLF cut between chunks once)
-        for b in cs:
+
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+def _breaks(text: str, start: int = 0, end: int | None = None) -> int:
+    """Physical line ends (LF, CRLF, CR) in text[start:end]."""
+    end = len(text) if end is None else end
+    return text.count("\n", start, end) + text.count("\r", start, end) - text.count("\r\n", start, end)
+
+
+class _ArraySplit:
+    def __init__(
+        self, chunks: Iterator[bytes], limits: Limits, out: BinaryIO, failure: list[str], lines_before: int
+    ) -> None:
+        self.limits, self.out, self.failure = limits, out, failure
+        self.nl, self.last = 0, b"\n"
+        self.it = self._counted(chunks)
+        self.dec = json.JSONDecoder()
+        self.text, self.pos, self.eof = "", 0, False
+        self.line = lines_before + 1  # physical line at `pos`
+        self.line_map: list[int] = []
+        self.early: list[EarlyReject] = []
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for b in chunks:  # physical line ends: LF, CRLF, CR (a CRLF cut between chunks once)
             if not b:
                 continue
-            stats["nl"] += b.count(b"\n") + b.count(b"\r") - b.count(b"\r\n")
-            if stats["last"] == b"\r" and b[:1] == b"\n":
-                stats["nl"] -= 1
-            stats["last"] = b[-1:]
+            self.nl += b.count(b"\n") + b.count(b"\r") - b.count(b"\r\n")
+            if self.last == b"\r" and b[:1] == b"\n":
+                self.nl -= 1
+            self.last = b[-1:]
             yield b
 
-    chunks = counted(chunks)
-    text = ""
-    pos = 0
-    line = lines_before + 1  # physical line at `pos`
-    line_map: list[int] = []
-    early: list[EarlyReject] = []
-    started = done = False
-    it = iter(chunks)
-    eof = False
-    consumed = 0
-
-    def more() -> bool:
-        nonlocal text, pos, eof
-        b = next(it, None)
+    def _more(self) -> bool:
+        b = next(self.it, None)
         if b is None:
-            eof = True
+            self.eof = True
             return False
-        text = text[pos:] + b.decode("utf-8", "surrogateescape")
-        pos = 0
+        self.text = self.text[self.pos :] + b.decode("utf-8", "surrogateescape")
+        self.pos = 0
         return True
 
-    ws = re.compile(r"[ \t\r\n]*")
-    while not done:
-        m = ws.match(text, pos)
-        line += (
-            text.count("\n", pos, m.end()) + text.count("\r", pos, m.end()) - text.count("\r\n", pos, m.end())
-        )
-        pos = m.end()
-        if pos >= len(text):
-            if not more():
+    def run(self) -> None:
+        started = done = False
+        while not done:
+            m = _WS.match(self.text, self.pos)
+            self.line += _breaks(self.text, self.pos, m.end())
+            self.pos = m.end()
+            if self.pos >= len(self.text):
+                if not self._more():
+                    break
+                continue
+            c = self.text[self.pos]
+            if not started:
+                if c != "[":
+                    self.failure.append("not a JSON array")
+                    break
+                started = True
+                self.pos += 1
+            elif c == "]":
+                done = True
+                self.pos += 1
+            elif c == "," and self.line_map:
+                self.pos += 1
+            elif not self._element():
                 break
-            continue
-        c = text[pos]
-        if not started:
-            if c != "[":
-                failure.append("not a JSON array")
-                break
-            started = True
-            pos += 1
-            continue
-        if c == "]":
-            done = True
-            pos += 1
-            break
-        if c == "," and line_map:
-            pos += 1
-            continue
+        if started and not done and not self.failure:
+            self.failure.append("array never closes")
+
+    def _element(self) -> bool:
+        """Read the element at pos (more input when it is cut); False to stop."""
+        text, pos, limits = self.text, self.pos, self.limits
         try:
-            _, end = dec.raw_decode(text, pos)
-            if end == len(text) and not eof:  # a number may go on in the next chunk
+            _, end = self.dec.raw_decode(text, pos)
+            if end == len(text) and not self.eof:  # a number may go on in the next chunk
                 raise ValueError
         except ValueError:
             if len(text) - pos > limits.max_line_bytes:
-                failure.append(f"array element at line {line} over {limits.max_line_bytes} bytes")
-                break
-            if not more():
-                failure.append(f"array ends inside the element at line {line}")
-                early.append(
-                    EarlyReject(
-                        line,
-                        "incomplete array element",
-                        text[pos : pos + limits.excerpt_bytes],
-                        consumed,
-                        len(text) - pos,
-                    )
-                )
-                line_map.append(line)
-                out.write(b"\n")
-                break
-            continue
+                self.failure.append(f"array element at line {self.line} over {limits.max_line_bytes} bytes")
+                return False
+            if not self._more():
+                self.failure.append(f"array ends inside the element at line {self.line}")
+                raw = text[pos : pos + limits.excerpt_bytes]
+                self.early.append(EarlyReject(self.line, "incomplete array element", raw, 0, len(text) - pos))
+                self.line_map.append(self.line)
+                self.out.write(b"\n")
+                return False
+            return True
         raw = text[pos:end]
-        line_map.append(line)
-        out.write(
-            raw.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").encode("utf-8", "surrogateescape")
-            + b"\n"
-        )
-        line += raw.count("\n") + raw.count("\r") - raw.count("\r\n")
-        pos = end
-    if started and not done and not failure:
-        failure.append("array never closes")
-    for _ in it:  # the rest of the input, for the physical line count
-        pass
-    lines = lines_before + stats["nl"] + (0 if stats["last"] in (b"\n", b"\r") else 1)
-    return line_map, len(line_map), early, lines
+        self.line_map.append(self.line)
+        flat = raw.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+        self.out.write(flat.encode("utf-8", "surrogateescape") + b"\n")
+        self.line += _breaks(raw)
+        self.pos = end
+        return True

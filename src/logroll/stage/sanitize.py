@@ -28,7 +28,7 @@ class Sanitizer:
     line (or, in a 1-column file where an empty line is a value, a line DuckDB rejects and verify
     drops), so DuckDB's record numbers stay the physical line numbers."""
 
-    def __init__(self, d: Dialect, limits: Limits, columns: list[str] | None, out: BinaryIO):
+    def __init__(self, d: Dialect, limits: Limits, columns: list[str] | None, out: BinaryIO) -> None:
         self.d, self.limits, self.out = d, limits, out
         self.g = Grammar(d)
         self.comment = d.comment.encode() if d.comment else None
@@ -48,7 +48,7 @@ class Sanitizer:
         self.pre_header = 0  # removed lines before the header, not yet written
 
     # -- input: numbered physical lines (text, offset, length, flag, line_no)
-    def _next(self):
+    def _next(self) -> tuple[bytes, int, int, int, int] | None:
         item = self.src.next()
         if item is not None:
             self.lines = max(self.lines, item[4])
@@ -64,7 +64,7 @@ class Sanitizer:
             return b'""x'  # DuckDB: one "unquoted value" reject, dropped by verify
         return b""
 
-    def _out_removed(self, line_no: int, out, extra_lines: int = 0) -> None:
+    def _out_removed(self, line_no: int, out: BinaryIO, extra_lines: int = 0) -> None:
         """Lines line_no .. line_no+extra_lines must not reach DuckDB."""
         for i in range(line_no, line_no + 1 + extra_lines):
             b = self._removed(i)
@@ -128,7 +128,7 @@ class Sanitizer:
             spec[i] = True
         return np.flatnonzero(spec).tolist()
 
-    def _good_run(self):
+    def _good_run(self) -> re.Pattern[bytes]:
         """A regex matching a run of lines that are each one well-formed record of exactly
         ncols fields (quoted fields on one line, no NUL), each ended by LF or CRLF."""
         if getattr(self, "_good", None) is None:
@@ -213,35 +213,57 @@ class Sanitizer:
         self.lines = max(self.lines, self.src.lines)
         return True
 
-    def _one(self, item, out) -> None:
+    def _one(self, item: tuple, out: BinaryIO) -> None:
+        text, off, length, too_long, line_no = item
+        if self._not_a_record(item, out):
+            return
+        n, status = self.g.fields(text)
+        parts = [text]
+        if status == "open":
+            parts = self._multiline(item, n)
+            if parts is None:  # runaway: the opening line is quarantined, the rest read again
+                return
+            n, status = self.g.fields(b"\n".join(parts))  # exact recount of the whole record
+            if status == "bad" and self.header is not None:
+                # the quote closed lines later but text follows it: most likely a stray quote
+                # that met a later one. Like a runaway: its opening line only, the rest again.
+                self.records += 1
+                why = "malformed quoting: a quote opens here and closes lines later before text"
+                self._reject(line_no, why, text, off, len(text))
+                self._out_removed(line_no, out)
+                for taken in reversed(self._taken):
+                    self.src.pending.appendleft(taken)
+                return
+        rec = b"\n".join(parts) if len(parts) > 1 else text
+        self.records += 1
+        if self.header is None:
+            self._take_header(rec, status, n, line_no, len(parts), out)
+        else:
+            self._data_record(rec, status, n, item, len(parts), out)
+
+    def _not_a_record(self, item: tuple, out: BinaryIO) -> bool:
+        """Handle a line that is no data record (skipped, too long, cut, a comment, blank)."""
         text, off, length, too_long, line_no = item
         lim = self.limits
-        g = self.g
         if not too_long and self.header is not None and len(text) > lim.max_line_bytes:
             too_long, length, text = 1, len(text), text[: lim.excerpt_bytes]
-        if self.skip_left:
-            self.skip_left -= 1
+        if self.skip_left or (self.comment is not None and text.startswith(self.comment) and not too_long):
+            self.skip_left = max(self.skip_left - 1, 0)
             self.records += 1
             self.skipped += 1
             self._out_removed(line_no, out)
-            return
-        if too_long == 2:
-            self.records += 1
-            self._reject(line_no, "incomplete last line: the archive ends inside it", text, off, length)
-            self._out_removed(line_no, out)
-            return
+            return True
         if too_long:
             self.records += 1
-            if self.header is None:
+            if too_long == 2:
+                why = "incomplete last line: the archive ends inside it"
+            elif self.header is None:
                 raise FileUnusable(f"header (line {line_no}) longer than {lim.max_header_bytes} bytes")
-            self._reject(line_no, f"line too long ({length} bytes > {lim.max_line_bytes})", text, off, length)
+            else:
+                why = f"line too long ({length:,} bytes > {lim.max_line_bytes:,})"
+            self._reject(line_no, why, text, off, length)
             self._out_removed(line_no, out)
-            return
-        if self.comment is not None and text.startswith(self.comment):
-            self.records += 1
-            self.skipped += 1
-            self._out_removed(line_no, out)
-            return
+            return True
         if not text and (self.header is None or self.ncols != 1):
             self.records += 1
             self.blank += 1
@@ -249,49 +271,28 @@ class Sanitizer:
                 self.pre_header += 1
             else:
                 out.write(b"\n")
-            return
-        n, status = g.fields(text)
-        parts = [text]
-        if status == "open":
-            parts = self._multiline(item, n)
-            if parts is None:  # runaway: the opening line is quarantined, the rest read again
-                return
-            n, status = g.fields(b"\n".join(parts))  # exact recount of the whole record
-            if status == "bad" and self.header is not None:
-                # the quote closed lines later but text follows it: most likely a stray quote
-                # that met a later one. Like a runaway: its opening line only, the rest again.
-                self.records += 1
-                self._reject(
-                    line_no,
-                    "malformed quoting: a quote opens here and closes lines later before text",
-                    text,
-                    off,
-                    len(text),
-                )
-                self._out_removed(line_no, out)
-                for item in reversed(self._taken):
-                    self.src.pending.appendleft(item)
-                return
-        rec = b"\n".join(parts) if len(parts) > 1 else text
-        nlines = len(parts)
-        self.records += 1
-        if self.header is None:  # this record is the header
-            self.header_records = 1
-            if status != "ok":
-                raise FileUnusable(f"header (line {line_no}): malformed quoting")
-            try:
-                rec.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FileUnusable(f"header (line {line_no}): {self.bad_text}") from None
-            self.header = [h.strip() for h in g.split(rec)]
-            self.ncols = len(self.header)
-            self.cap.n = lim.max_line_bytes
-            self.header_delims = n - 1
-            first = line_no - self.pre_header  # the removed lines before it are 1..line_no-1
-            for i in range(first, line_no + nlines):
-                out.write(self._removed(i) + b"\n")
-            self.pre_header = 0
-            return
+            return True
+        return False
+
+    def _take_header(self, rec: bytes, status: str, n: int, line_no: int, nlines: int, out: BinaryIO) -> None:
+        self.header_records = 1
+        if status != "ok":
+            raise FileUnusable(f"header (line {line_no}): malformed quoting")
+        try:
+            rec.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FileUnusable(f"header (line {line_no}): {self.bad_text}") from None
+        self.header = [h.strip() for h in self.g.split(rec)]
+        self.ncols = len(self.header)
+        self.cap.n = self.limits.max_line_bytes
+        self.header_delims = n - 1
+        first = line_no - self.pre_header  # the removed lines before it are 1..line_no-1
+        for i in range(first, line_no + nlines):
+            out.write(self._removed(i) + b"\n")
+        self.pre_header = 0
+
+    def _data_record(self, rec: bytes, status: str, n: int, item: tuple, nlines: int, out: BinaryIO) -> None:
+        line_no, off = item[4], item[1]
         reason = None
         if status == "bad":
             reason = "malformed quoting (text after a closing quote)"
@@ -313,7 +314,7 @@ class Sanitizer:
             if nlines > 1:  # stays one record over several spool lines
                 self.multiline_phys.extend(range(line_no, line_no + nlines - 1))
 
-    def _multiline(self, first_item, n: int) -> list[bytes] | None:
+    def _multiline(self, first_item: tuple[bytes, int, int, int, int], n: int) -> list[bytes] | None:
         """The lines of a record whose quoted field is open past its first line; None for a
         runaway quote (then its opening line is quarantined and the lines after it read again)."""
         lim = self.limits
