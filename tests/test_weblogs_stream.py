@@ -25,6 +25,8 @@ from weblogs_helpers import (
     SAMPLE,
     cli_peak_rss,
     db_tables,
+    demo_bytes,
+    demo_reference_lines,
     event,
     explain_difference,
     quarantine_rows,
@@ -89,7 +91,7 @@ def demo_events(tmp_path) -> Path:
 
 
 def demo_lines(src: Path) -> bytes:
-    return b"".join(f.read_bytes() for f in sorted(src.rglob("*.json")))
+    return demo_bytes(src)
 
 
 def test_stdin_stream_equals_batch_on_the_sample(tmp_path):
@@ -164,7 +166,7 @@ def test_batch_and_stream_give_identical_tables(tmp_path, demo_events, fmt):
     got, want_files = outputs(tmp_path / "s"), outputs(tmp_path / "b")
     assert got == want_files != {}, explain_difference(got, want_files)
     # and both are seed 003's tables, computed independently
-    lines = demo_lines(demo_events).decode("utf-8").splitlines()
+    lines = demo_reference_lines(demo_events)
     assert read_tables(tmp_path / "s", fmt) == tables(lines)[:2]
 
 

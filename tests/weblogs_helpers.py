@@ -146,3 +146,24 @@ def urls(draw: st.DrawFn) -> str:
     url = draw(SCHEMES) + draw(USERINFO) + draw(WWW) + host + draw(PORTS) + path
     pad = draw(st.sampled_from(["", " ", "  ", "\t"]))
     return pad + url + draw(st.sampled_from(["", " ", "\n"]))
+
+
+def demo_bytes(src: Path) -> bytes:
+    """Every demo file's bytes as logroll reads them (a .gz decompressed), in name order: what a
+    stream of the same events reads."""
+    import gzip
+
+    files = sorted(p for p in src.rglob("*") if p.name.endswith((".json", ".json.gz")))
+    return b"".join(gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes() for f in files)
+
+
+def demo_reference_lines(src: Path) -> list[str]:
+    """The demo's lines for the reference computation: a line that is not UTF-8 (the Latin-1
+    export's accented ones) stands as one the reference rejects, as logroll does."""
+    out = []
+    for raw in demo_bytes(src).splitlines():
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append("{not UTF-8")
+    return out
