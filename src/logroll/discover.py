@@ -24,9 +24,7 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
 
 
 def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
-    """The file suffixes a pipeline reads: its own, and each of them compressed (CSV input)."""
-    if pipeline.input_format != "csv":
-        return tuple(pipeline.suffixes)
+    """The file suffixes a pipeline reads: its own, and each of them compressed."""
     return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
 
 

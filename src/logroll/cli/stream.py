@@ -106,3 +106,5 @@ def stream(
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
         typer.echo(report.summary())
+    if report.status != "ok":
+        raise typer.Exit(1)

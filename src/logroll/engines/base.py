@@ -35,14 +35,33 @@ class StagedFile:
     semantic: pa.Table  # __ord, reason: rows read whose values break the declaration
 
 
+@dataclass(frozen=True)
+class JsonInput:
+    """One JSON-lines file as the engine reads it: `path` holds one record per LF-ended line (the
+    file itself, or the reading layer's normalized copy, where the lines it quarantined itself
+    are empty). `expected`: its non-blank lines, counted apart from any JSON reader, each of
+    which must come back as a row or a reject. `early`: the records the reading layer
+    quarantined (line, reason, raw), `line_map`: the source line of each line of `path` (a JSON
+    array's elements), else the same numbers."""
+
+    path: Path
+    source_uri: str
+    expected: int
+    early: pa.Table | None = None
+    line_map: pa.Array | None = None
+
+
 @dataclass
 class StagedJsonl:
-    """A JSON-lines file staged: its parts, its rejects already written to the quarantine file."""
+    """A JSON-lines file staged: its parts, its rejects (the early ones included) already written
+    to the quarantine file. `reader`: "read_json" (DuckDB's reader, one parallel pass) or
+    "lines" (line by line, for files it cannot take whole)."""
 
     rows_read: int
     rows_valid: int
     rows_rejected: int
     parts: dict[str, tuple[int, str]]
+    reader: str = "lines"
 
 
 @dataclass
@@ -69,7 +88,7 @@ class Engine(Protocol):
     ) -> StagedFile: ...
 
     def stage_jsonl(
-        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+        self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl: ...
 
     # building: one event day's parts -> outputs, in the pipeline's SQL (DuckDB dialect)

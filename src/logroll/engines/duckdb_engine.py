@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from ..pipelines.base import Output, Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import passthrough as passthrough_mod
 from . import sql
-from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl
 from .duckdb_stage import part_options, stage_csv_parts
 from .projection import carried_columns, needed_columns
 from .writer import write_output
@@ -64,47 +63,14 @@ class DuckDBEngine:
         return stage_csv_parts(self, source, header, pipeline, part_dir)
 
     def stage_jsonl(
-        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+        self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl:
-        """Stage one JSON-lines file; the rejected lines (if any) are written to `quarantine_file`
-        as CSV with the columns source_file, line, reason, raw_line.
-
-        The file goes through DuckDB in chunks of lines (see `jsonl.line_chunks`) into one
-        temporary table, which spills to disk under the engine's memory limit; the quarantine is
-        written by DuckDB's COPY straight from it. Nothing of the file is ever held whole in Python.
-        """
+        """Stage one JSON-lines file (engines/jsonl.stage_file): its rejects, the reading layer's
+        early ones included, go to `quarantine_file` as CSV (source_file, line, reason, raw_line).
+        Nothing of the file is ever held whole in Python."""
         from . import jsonl  # imported here: numpy, a tenth of a second
 
-        con = self.con
-        select = jsonl.checked_select(pipeline, "__lines")
-        empty = jsonl.LINES_SCHEMA.empty_table()
-        con.register("__lines", empty)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __jchecked AS {select} LIMIT 0")
-            for chunk in jsonl.prefetched(jsonl.line_chunks(path)):
-                con.unregister("__lines")
-                con.register("__lines", chunk)
-                con.execute(f"INSERT INTO __jchecked {select}")
-        finally:
-            con.unregister("__lines")
-        try:
-            read, rejected = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE __reason IS NOT NULL) FROM __jchecked"
-            ).fetchone()
-            parts = self.write_parts(pipeline, "__jchecked WHERE __reason IS NULL", part_dir)
-            if rejected:
-                quarantine_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = quarantine_file.with_name(quarantine_file.name + f".tmp-{os.getpid()}")
-                con.execute(
-                    f"COPY (SELECT {sql.literal(source_uri)} AS source_file, __ord AS line, "
-                    "__reason AS reason, __raw AS raw_line FROM __jchecked WHERE __reason IS NOT NULL "
-                    f"ORDER BY __ord) TO {sql.literal(str(tmp))} (FORMAT csv, HEADER true)"
-                )
-                tmp.replace(quarantine_file)
-        finally:
-            con.execute("DROP TABLE IF EXISTS __jchecked")
-        valid = sum(r for r, _ in parts.values())
-        return StagedJsonl(int(read), valid, int(rejected), parts)
+        return jsonl.stage_file(self.con, self.write_parts, source, pipeline, part_dir, quarantine_file)
 
     def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None

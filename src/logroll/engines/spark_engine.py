@@ -25,7 +25,7 @@ from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import spark_session, sql
-from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl
 from .duckdb_engine import DuckDBEngine, output_columns
 from .projection import needed_columns
 from .transpile import spark_type, to_spark
@@ -88,9 +88,9 @@ class SparkEngine:
         return self.stager.stage_csv(source, header, pipeline, part_dir)
 
     def stage_jsonl(
-        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+        self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl:
-        return self.stager.stage_jsonl(path, source_uri, pipeline, part_dir, quarantine_file)
+        return self.stager.stage_jsonl(source, pipeline, part_dir, quarantine_file)
 
     @property
     def con(self) -> Any:
