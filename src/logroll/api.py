@@ -59,6 +59,7 @@ def run(
     output_format: str | None = None,
     spark_master: str | None = None,
     spark_conf: list[str] | dict[str, str] | None = None,
+    stage_only: bool = False,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -75,6 +76,9 @@ def run(
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
     `engine="spark"` only.
+
+    `stage_only` stages what is new and builds nothing: no output is written (the days that
+    got new rows have their kept unique rows brought up to date, so their build is cheap later).
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -101,6 +105,7 @@ def run(
         engine_options=engine_options,
         on_event=on_event,
         started=started,
+        stage_only=stage_only,
     )
     catalog = Catalog(ws.state)
     lock = RunLock(catalog, pipe.name, wait=wait)

@@ -53,6 +53,9 @@ class RunOptions:
     engine_options: Mapping[str, Any] = field(default_factory=dict)
     on_event: EventCallback | None = None
     started: float = field(default_factory=time.monotonic)
+    # Stage what is new and build nothing: no output is written. The days new rows landed in
+    # get their kept unique rows brought up to date, so that their build later is cheap.
+    stage_only: bool = False
 
 
 class BatchRun:
@@ -64,6 +67,7 @@ class BatchRun:
         self.lock = threading.Lock()  # parallel workers add to one report
         self.run_id = 0
         self.emit = Emitter(pipe.name, 0, opts.on_event)
+        self.staged_days: set[str] = set()  # days this run staged rows for
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -84,7 +88,10 @@ class BatchRun:
         )
         try:
             listed = self.stage_new(pool)
-            self.build_dirty(pool, listed)
+            if opts.stage_only:
+                self.fold_staged(pool)
+            else:
+                self.build_dirty(pool, listed)
             faults.point("run.before_gc")
             self.collect_garbage()
         except BaseException:
@@ -139,9 +146,12 @@ class BatchRun:
         self.emit.phase(
             "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
         )
+        states = build_mod.DayStateOptions(self.ws, catalog.day_states(pipe.name), fresh=self.opts.force)
         pool.each(
             targets,
-            lambda eng, day: self.build_one(eng, day, all_parts.get(day, []), built.get(day), tmp_root),
+            lambda eng, day: self.build_one(
+                eng, day, (all_parts.get(day, []), states), built.get(day), tmp_root
+            ),
         )
         # Workers finish in any order; the report lists days in order either way.
         report.partitions_built.sort()
@@ -150,6 +160,29 @@ class BatchRun:
         report.outputs.sort()
         report.outputs_written.sort()
         shutil.rmtree(tmp_root, ignore_errors=True)
+
+    def fold_staged(self, pool: EnginePool) -> None:
+        """--stage-only: no day is built; the days this run staged rows for get their kept
+        unique rows brought up to date (build.fold_day), so that their build later is cheap."""
+        pipe, catalog = self.pipe, self.catalog
+        days = sorted(self.staged_days)
+        parts = catalog.parts(pipe.name, days)
+        states = build_mod.DayStateOptions(self.ws, catalog.day_states(pipe.name))
+
+        def fold(eng: Engine, day: str) -> None:
+            try:
+                how = build_mod.fold_day(
+                    eng, catalog, pipe, day, parts=parts.get(day, []), run_id=self.run_id, states=states
+                )
+            except Exception as exc:  # the day's build later redoes what this left undone
+                error = first_line(exc)
+                msg = f"{day}: kept rows not brought up to date: {error}"
+                self.emit.emit("day_fold_failed", msg, level=logging.WARNING, day=day, error=error)
+                return
+            if how is not None:
+                self.emit.emit("day_folded", f"{day}: kept rows brought up to date ({how})", day=day)
+
+        pool.each(days, fold)
 
     def finish(self) -> RunReport:
         report = self.report
@@ -224,6 +257,7 @@ class BatchRun:
         _remove_parts(old)
         report = self.report
         with self.lock:
+            self.staged_days.update(staged.parts)
             report.files_staged += 1
             report.rows_read += staged.rows_read
             report.rows_valid += staged.rows_valid
@@ -267,10 +301,16 @@ class BatchRun:
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(
-        self, eng: Engine, day: str, parts: list[Any], built_row: dict[str, Any] | None, tmp_root: Path
+        self,
+        eng: Engine,
+        day: str,
+        inputs: tuple[list[Any], build_mod.DayStateOptions],
+        built_row: dict[str, Any] | None,
+        tmp_root: Path,
     ) -> None:
         """Build and publish one day; a failure is recorded on the day and the others go on."""
         pipe, report = self.pipe, self.report
+        parts, states = inputs
         try:
             res = build_mod.build_day(
                 eng,
@@ -282,6 +322,7 @@ class BatchRun:
                 built_row=built_row,
                 tmp_root=tmp_root,
                 run_id=self.run_id,
+                states=states,
             )
         except Exception as exc:  # one bad day never stops the others
             error = first_line(exc)
@@ -306,7 +347,7 @@ class BatchRun:
         dest_url = self.ws.dest.url
         with self.lock:
             report.partitions_built.append(day)
-            report.partitions.append({"day": day, **counts})
+            report.partitions.append({"day": day, **counts, "build": res.mode})
             report.rows_in += res.rows_in
             report.rows_unique += res.rows_unique
             report.duplicates += res.duplicates
@@ -317,7 +358,8 @@ class BatchRun:
             report.outputs_written.extend(join(dest_url, rel) for rel in res.written)
         self.emit.emit(
             "day_built",
-            f"built {day}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, {res.rows_out:,} out",
+            f"built {day}{_HOW.get(res.mode, '')}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, "
+            f"{res.rows_out:,} out",
             phase="build",
             day=day,
             counts=counts,
@@ -325,7 +367,15 @@ class BatchRun:
 
     # ---- helpers -----------------------------------------------------------------------------
     def collect_garbage(self) -> None:
-        """Staged folders no catalog row points at: left by a run that died before its commit."""
+        """Staged folders and day state files no catalog row points at: left by a run that died
+        before its commit (or before it removed what its commit replaced)."""
+        garbage = build_mod.state_garbage(self.ws, self.pipe.name, self.catalog.day_states(self.pipe.name))
+        for f in garbage:
+            faults.point("gc.remove")
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
         root = self.ws.staged_root(self.pipe.name)
         if not root.exists():
             return
@@ -356,6 +406,9 @@ class BatchRun:
         base = self.src.url.rstrip("/") + "/"
         rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
         return rel.replace(":", "_")
+
+
+_HOW = {"incremental": " (new rows only)", "outputs": " (from its kept rows)"}
 
 
 def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:

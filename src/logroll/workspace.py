@@ -26,6 +26,22 @@ class Workspace:
     def staged_root(self, pipeline: str) -> Path:
         return self.work_dir / "staged" / pipeline
 
+    def part_path(self, stored: str) -> str:
+        """The local path of a part as the catalog names it (relative; old catalogs: absolute)."""
+        return str(self.work_dir / stored)
+
+    def stored_part(self, path: str) -> str:
+        """How the catalog names a part: relative to the working root, so any machine resolves it."""
+        try:
+            return Path(path).relative_to(self.work_dir).as_posix()
+        except ValueError:
+            return path
+
+    def day_state_root(self, pipeline: str) -> Path:
+        """Where each day's maintained unique rows live (engines/duckdb_build.py), one folder a day.
+        The catalog names these files as it names parts (stored_part)."""
+        return self.work_dir / "days" / pipeline
+
 
 def open_workspace(
     dest: str,

@@ -63,6 +63,14 @@ Layout = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")]
+StageOnly = Annotated[
+    bool,
+    typer.Option(
+        "--stage-only",
+        help="Stage new files and build nothing: no output is written. Cheap enough to run every few "
+        "minutes; a later run builds the days (each from its kept rows, so that is cheap too).",
+    ),
+]
 Engine = Annotated[
     str | None,
     typer.Option(
@@ -116,6 +124,7 @@ def run(
     layout: Layout = None,
     timestamp_column: TimestampColumn = None,
     force: Force = False,
+    stage_only: StageOnly = False,
     engine: Engine = None,
     master: Master = None,
     spark_conf: SparkConf = None,
@@ -135,6 +144,8 @@ def run(
         if (engine and engine != "duckdb") or master or spark_conf:
             # Each file is loaded on its own as it lands: there is no day build to distribute.
             fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+        if stage_only:  # it has no day to build later
+            fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
         return run_ingest(
             source=source,
             dest=dest,
@@ -168,6 +179,7 @@ def run(
             on_event=progress,
             storage_options=storage_options,
             output_format=output_format,
+            stage_only=stage_only,
         )
     typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":

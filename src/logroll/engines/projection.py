@@ -81,3 +81,21 @@ def needed_columns(pipeline: Pipeline, columns: list[str] | None = None) -> list
     if used is None:
         return None
     return [n for n in names if n.lower() in used]
+
+
+def carried_columns(pipeline: Pipeline) -> list[str]:
+    """The declared columns a staged part carries, in declared order: the key, the event time, and
+    the dedupe order's columns up to the last one an output reads (what sql.dedupe_select needs
+    to pick the same winner with the same output values); all of them when an output may read
+    every column or there is no key. Part of Pipeline.stage_signature: an output that starts
+    reading another column re-stages the files."""
+    names = [c.name for c in pipeline.columns]
+    keep = needed_columns(pipeline)
+    if keep is None or pipeline.passthrough or not pipeline.key:
+        return names
+    wanted = {k.lower() for k in keep}
+    rest = [c for c in names if c not in pipeline.key]
+    last = max((i for i, c in enumerate(rest) if c.lower() in wanted), default=-1)
+    chosen = set(pipeline.key) | {pipeline.event_time} | set(rest[: last + 1])
+    chosen |= {c for c in names if c.lower() in wanted}
+    return [n for n in names if n in chosen]

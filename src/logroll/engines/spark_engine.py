@@ -25,8 +25,9 @@ from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import spark_session, sql
-from .base import BuildOutcome, StagedFile, StagedJsonl
-from .duckdb_engine import DuckDBEngine, output_columns
+from .base import BuildOutcome, StagedFile, StagedJsonl, StateJob
+from .duckdb_build import output_columns
+from .duckdb_engine import DuckDBEngine
 from .projection import needed_columns
 from .transpile import spark_type, to_spark
 from .writer import write_output
@@ -60,6 +61,8 @@ class _Shared:
 
 class SparkEngine:
     name = "spark"
+    # Days are always deduplicated whole (sql.dedupe_select, transpiled): no day state.
+    keeps_state = False
 
     def __init__(
         self,
@@ -115,7 +118,14 @@ class SparkEngine:
             self.stager.close()
 
     # ---- build ---------------------------------------------------------------------------
-    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
+    def build_day(
+        self,
+        day: str,
+        part_globs: list[str],
+        pipeline: Pipeline,
+        out_dir: Path,
+        state: StateJob | None = None,
+    ) -> BuildOutcome:
         from pyspark.storagelevel import StorageLevel
 
         out_dir.mkdir(parents=True, exist_ok=True)
