@@ -127,15 +127,17 @@ def _full_state(con: Any, pipeline: Pipeline, part_globs: list[str], job: StateJ
         pipeline, f"(SELECT * EXCLUDE ({dedupe.HASH_COLUMN}) FROM {hashed})", carried, keep
     )
     query = dedupe.unique_rows_select(pipeline, hashed, _bound(con, plain), carried, keep)
-    base = _new_file(job, "base")
-    con.execute(f"COPY ({query}) TO {literal(str(base))} ({STATE_FORMAT})")
-    return DayState((str(base),), 0)
+    return DayState((_write(con, query, job, "base"),), 0)
 
 
-def _new_file(job: StateJob, kind: str) -> Path:
+def _write(con: Any, query: str, job: StateJob, kind: str) -> str:
+    """A new state file of `kind` (base, plus) holding the rows of `query`."""
     job.folder.mkdir(parents=True, exist_ok=True)
+    path = job.folder / f"{kind}-{job.tag}.parquet"
     faults.point("state.writing")
-    return job.folder / f"{kind}-{job.tag}.parquet"
+    con.execute(f"COPY ({query}) TO {literal(str(path))} ({STATE_FORMAT})")
+    faults.point("state.written")
+    return str(path)
 
 
 def _incremental(con: Any, pipeline: Pipeline, old_parts: list[str], job: StateJob) -> DayState:
@@ -202,14 +204,10 @@ def _apply(
             everything = f"SELECT {picked} FROM read_parquet({_files(files)}) UNION ALL {plus}"
             if beaten:
                 everything = f"({everything}) EXCEPT ALL SELECT {as_old} FROM __won"
-            base = _new_file(job, "base")
-            con.execute(f"COPY ({everything}) TO {literal(str(base))} ({STATE_FORMAT})")
-            return DayState((str(base),), 0)
+            return DayState((_write(con, everything, job, "base"),), 0)
         con.execute(f"CREATE OR REPLACE TEMP TABLE __plus AS {plus}")
         if con.execute("SELECT count(*) FROM __plus").fetchone()[0]:
-            added = _new_file(job, "plus")
-            con.execute(f"COPY __plus TO {literal(str(added))} ({STATE_FORMAT})")
-            files.append(str(added))
+            files.append(_write(con, "SELECT * FROM __plus", job, "plus"))
         con.execute("DROP TABLE __plus")
         return DayState(tuple(files), 0)
     finally:
