@@ -72,10 +72,11 @@ def snapshot(dest: Path) -> dict[str, Any]:
         for r in catalog_rows(dest, "SELECT f.uri, p.* FROM parts p JOIN files f ON f.id = p.file_id")
     )
     # Each day's kept unique rows: what they reflect and how many files hold them (their names
-    # carry the run that wrote them).
+    # carry the run that wrote them). File ids follow the order parallel staging finished in.
+    uri_of = {r["id"]: r["uri"] for r in catalog_rows(dest, "SELECT id, uri FROM files")}
     states = {
         r["day"]: (
-            r["parts"],
+            sorted((uri_of[f], v, n) for f, v, n in json.loads(r["parts"])),
             r["rows_in"],
             r["rows_unique"],
             sorted(Path(f).name[:4] for f in json.loads(r["files"])),

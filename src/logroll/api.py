@@ -15,7 +15,7 @@ from typing import Any
 from . import overview
 from .catalog import Catalog
 from .catalog.lock import RunLock
-from .dates import day_range, parse_date
+from .dates import requested_days
 from .engines import engine_settings
 from .engines.pool import default_parallel
 from .errors import UsageError
@@ -75,17 +75,14 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only.
-
-    `stage_only` stages what is new and builds nothing: no output is written (the days that
-    got new rows have their kept unique rows brought up to date, so their build is cheap later).
+    `engine="spark"` only. `stage_only` stages what is new and writes no output (see RunOptions).
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
     # layout (strftime of the date folders) and timestamp_column (header of the event time)
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
-    start, end, requested = _days(date, to, lateness)
+    start, end, requested = requested_days(date, to, lateness)
 
     src = Storage(source, storage_options)
     src.require_root("source")
@@ -117,20 +114,6 @@ def run(
         catalog.close()
     check_missing(report, pipe, src)
     return report
-
-
-def _days(
-    date: str | dt.date | None, to: str | dt.date | None, lateness: int
-) -> tuple[dt.date | None, dt.date | None, tuple[str, ...] | None]:
-    """(start, end, the requested days) of `run DATE --to TO`; all None to catch up."""
-    if lateness < 0:
-        raise UsageError("--lateness must be 0 or more days")
-    start = parse_date(date) if date is not None else None
-    end = parse_date(to) if to is not None else start
-    if to is not None and start is None:
-        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
-    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
-    return start, end, requested
 
 
 def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) -> Pipeline:

@@ -285,7 +285,7 @@ def state_row(pipeline: Pipeline, parts: list[PartRow], outcome: Any, ws: Worksp
 def remove_stale_state(ws: Workspace, pipeline: str, day: str, row: dict[str, Any] | None) -> None:
     """A day's state files other than those its committed row lists (call after the commit)."""
     folder = ws.day_state_root(pipeline) / day
-    keep = {Path(ws.part_path(f)).name for f in (row or {}).get("files", [])}
+    keep = {Path(f).name for f in (row or {}).get("files", [])}
     for f in sorted(folder.iterdir()) if folder.is_dir() else ():
         if f.name not in keep:
             faults.point("state.remove")
@@ -294,12 +294,11 @@ def remove_stale_state(ws: Workspace, pipeline: str, day: str, row: dict[str, An
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def state_garbage(ws: Workspace, pipeline: str, rows: dict[str, dict[str, Any]]) -> list[Path]:
-    """State files no committed row lists: left by a run that died before its commit or before
-    it removed what the commit replaced."""
-    root = ws.day_state_root(pipeline)
+def state_garbage(root: Path, rows: dict[str, dict[str, Any]]) -> list[Path]:
+    """Files and folders under a pipeline's day states `root` that no committed state row lists:
+    left by a run that died before its commit, or before it removed what its commit replaced."""
     out = []
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
-        keep = {Path(ws.part_path(f)).name for f in (rows.get(folder.name) or {}).get("files", [])}
+        keep = {Path(f).name for f in (rows.get(folder.name) or {}).get("files", [])}
         out += [f for f in sorted(folder.iterdir()) if f.name not in keep] if folder.is_dir() else [folder]
     return out

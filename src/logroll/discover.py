@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dates import day_range
 from .pipelines.base import Pipeline
-from .storage.files import FileVersion, Storage
+
+if TYPE_CHECKING:
+    from .storage.files import FileVersion, Storage
 
 
 def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int) -> list[str]:
@@ -39,4 +41,14 @@ def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force:
         row = known.get(f.uri)
         if force or row is None or row["version"] != f.version or row["status"] == "failed":
             out.append(f)
+    return out
+
+
+def days_with_files(pipeline: Pipeline, rels: list[str], days: list[str]) -> set[str]:
+    """The `days` whose date folder holds one of the files `rels` (paths under the source)."""
+    out = set()
+    for d in days:
+        folder = dt.date.fromisoformat(d).strftime(pipeline.layout).strip("/") + "/"
+        if any(r.startswith(folder) for r in rels):
+            out.add(d)
     return out

@@ -134,7 +134,7 @@ class BatchRun:
         built = catalog.partitions(pipe.name)
         requested = list(self.opts.requested) if self.opts.requested is not None else None
         if requested:
-            listed_days = self._days_with_files(listed, requested)
+            listed_days = discover.days_with_files(pipe, [self._relative(f.uri) for f in listed], requested)
             report.days_missing = [d for d in requested if d not in all_parts and d not in listed_days]
             requested = [d for d in requested if d not in report.days_missing]
             for d in requested:  # an output deleted by hand is rebuilt
@@ -369,7 +369,8 @@ class BatchRun:
     def collect_garbage(self) -> None:
         """Staged folders and day state files no catalog row points at: left by a run that died
         before its commit (or before it removed what its commit replaced)."""
-        garbage = build_mod.state_garbage(self.ws, self.pipe.name, self.catalog.day_states(self.pipe.name))
+        states = self.catalog.day_states(self.pipe.name)
+        garbage = build_mod.state_garbage(self.ws.day_state_root(self.pipe.name), states)
         for f in garbage:
             faults.point("gc.remove")
             if f.is_dir():
@@ -392,15 +393,6 @@ class BatchRun:
         if self.ws.dest.url.startswith(self.src.url.rstrip("/") + "/"):
             return (self.ws.dest.url,)
         return ()
-
-    def _days_with_files(self, listed: list[FileVersion], days: list[str]) -> set[str]:
-        rels = [self._relative(f.uri) for f in listed]
-        out = set()
-        for d in days:
-            folder = dt.date.fromisoformat(d).strftime(self.pipe.layout).strip("/") + "/"
-            if any(r.startswith(folder) for r in rels):
-                out.add(d)
-        return out
 
     def _relative(self, uri: str) -> str:
         base = self.src.url.rstrip("/") + "/"

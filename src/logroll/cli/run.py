@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from .. import api
 from .. import config as config_mod
 from ..errors import UsageError
 from ..storage import s3
@@ -35,8 +34,6 @@ from .app import (
     fail,
     require,
 )
-from .ingest import run as run_ingest
-from .ingest import status as ingest_status
 
 PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
 DateArg = Annotated[
@@ -146,6 +143,8 @@ def run(
             fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
         if stage_only:  # it has no day to build later
             fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
+        from .ingest import run as run_ingest
+
         return run_ingest(
             source=source,
             dest=dest,
@@ -164,6 +163,8 @@ def run(
     flags.update(timestamp_column=timestamp_column, spark_master=master, spark_conf=spark_conf or None)
     pipe, opts = call(config_mod.resolve, pipeline, config, flags)
     require(opts, "source", "dest")
+    from .. import api  # here: what a run needs (engines, catalog), not what --help needs
+
     progress = command_logging(log_format, bar=True)
     storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
     with progress or contextlib.nullcontext():
@@ -209,9 +210,13 @@ def status(
 ) -> None:
     """Days built, dirty and failed; files rejected or failed; recent runs."""
     if pipeline == "ingest":  # files, jobs, failures of the scanner and job tables: cli/ingest.py
+        from .ingest import status as ingest_status
+
         return ingest_status(state=state, dest=dest, as_json=as_json, config=config)
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
+    from .. import api
+
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     info = call(

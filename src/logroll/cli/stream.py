@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from .. import api
 from ..storage import s3
 from .app import call
 
@@ -74,6 +73,8 @@ def stream(
     ] = False,
 ) -> None:
     """Commit JSON lines from stdin or a followed file one micro-batch at a time; Ctrl-C stops cleanly."""
+    from .. import api
+
     storage_options = call(s3.options_for, [dest])
     report = call(
         api.stream,

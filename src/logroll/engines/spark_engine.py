@@ -150,9 +150,7 @@ class SparkEngine:
             con.execute("DROP VIEW IF EXISTS rows")
 
         spark = self.spark
-        schema = ", ".join(
-            f"{_spark_ident(n)} {spark_type(t)}" for n, t in zip(in_names, in_types, strict=True)
-        )
+        schema = _spark_schema(in_names, in_types)
         if part_globs:
             # The folders of the parts, read as plain files: no Hive partition discovery, which
             # would add `__day` and trip over parts from different files' folders.
@@ -200,6 +198,11 @@ class SparkEngine:
             spark.catalog.dropTempView("rows")
             spark.catalog.dropTempView("__src")
         return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
+
+
+def _spark_schema(names: list[str], types: list[str]) -> str:
+    """A Spark DDL schema for columns of these DuckDB types."""
+    return ", ".join(f"{_spark_ident(n)} {spark_type(t)}" for n, t in zip(names, types, strict=True))
 
 
 def _spark_ident(name: str) -> str:

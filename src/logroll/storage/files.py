@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from .. import faults
 from ..errors import SourceNotFound, StorageError, TransientError
 from ..proc import pid_alive
@@ -40,6 +38,11 @@ class FileVersion:
 
 def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
+
+
+def local_url(url: str) -> str:
+    """How a local root is spelled everywhere (reports, the catalog's uris): absolute, ~ expanded."""
+    return str(Path(url.removeprefix("file://")).expanduser().absolute())
 
 
 def join(base: str, *parts: str) -> str:
@@ -62,16 +65,14 @@ class Storage:
     tables = False  # outputs are files (sinks.destination.TableDestination writes tables)
 
     def __init__(self, url: str, options: dict[str, Any] | None = None):
-        self.url = (
-            url.rstrip("/")
-            if not is_local(url)
-            else str(Path(url.removeprefix("file://")).expanduser().absolute())
-        )
+        self.url = url.rstrip("/") if not is_local(url) else local_url(url)
         self.local = is_local(url)
         self.is_s3 = s3.is_s3(self.url)
         # Store options (credentials) go to object stores only, never to a local filesystem.
         self.options = dict(options or {}) if not self.local else {}
         fs_options = s3.filesystem_options(self.options) if self.is_s3 else self.options
+        import fsspec  # here: a run with nothing to do lists a local source without it (cli/quick.py)
+
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **fs_options)
         except (ImportError, ValueError, TypeError) as exc:
