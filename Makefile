@@ -5,17 +5,27 @@ BIN := $(VENV)/bin
 SAMPLE ?= sample
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint check bench clean
+.PHONY: install install-dev machine run test lint check bench clean
 
-$(BIN)/logroll: pyproject.toml
+# The core only: local files, DuckDB, SQLite state (what `make run` needs).
+$(VENV)/.core: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# moto[server] and s3fs resolve together: they share botocore pins.
-	# spark: the Spark engine's tests (tests/test_spark*.py) need pyspark and a Java 17+ runtime.
-	$(BIN)/pip install --quiet -e '.[test,postgres,spark]'
-	@touch $(BIN)/logroll
+	$(BIN)/pip install --quiet -e .
+	@touch $@
 
-install: $(BIN)/logroll
+# Everything the tests use: the s3, postgres, spark and report extras plus pytest, hypothesis, moto
+# (dev extra in pyproject.toml).
+$(VENV)/.dev: $(VENV)/.core
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+# Chromium, PostgreSQL's server binaries and Java 17, installed when missing.
+machine:
+	@bash scripts/test-machine
 
 run: install
 	rm -rf $(SAMPLE)
@@ -27,16 +37,16 @@ run: install
 	@echo "Quarantine: $(SAMPLE)/results/_logroll/quarantine/"
 	@echo "Status:     $(BIN)/logroll status impressions --dest $(SAMPLE)/results"
 
-test: install
+test: machine install-dev
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
 check: lint test
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/impressions.py
 
 clean:

@@ -42,6 +42,21 @@ def run_cli(
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_exact_env(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300
+) -> CliResult:
+    """The CLI with exactly `env` (run_cli adds this machine's environment): another machine."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "logroll.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -219,13 +219,21 @@ class S3Proxy:
             self.max_in_flight.clear()
 
     def count(
-        self, method: str | None = None, *, objects_only: bool = False, listing: bool | None = None
+        self,
+        method: str | None = None,
+        *,
+        objects_only: bool = False,
+        listing: bool | None = None,
+        state: bool | None = None,
     ) -> int:
+        """Requests seen; `state` True/False: only / none of those on a `_logroll/` object."""
         with self.lock:
             seen = list(self.seen)
         out = 0
         for s in seen:
             if method and s.method != method:
+                continue
+            if state is not None and ("/_logroll/" in s.path.split("?")[0]) != state:
                 continue
             if objects_only and not _object_get(s.method, s.path):
                 continue

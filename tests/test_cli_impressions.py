@@ -293,10 +293,14 @@ def test_other_initials_rebuild_only_what_is_asked_and_status_stays_built(cli, i
     dest = tmp_path / "results"
     common = ("--source", str(impressions_raw), "--dest", str(dest))
     assert cli("run", "impressions", "2021-01-29", "--to", "2021-01-31", *common).code == 0
+    before = out_path(dest, "2021-01-30").read_bytes()
     res = cli("run", "impressions", "2021-01-30", *common, "--initials", "GF", "--json")
     assert res.code == 0, res.err
     assert res.json()["partitions_built"] == ["2021-01-30"]
-    assert out_path(dest, "2021-01-30", "GF").read_bytes() == out_path(dest, "2021-01-30").read_bytes()
+    assert out_path(dest, "2021-01-30", "GF").read_bytes() == before
+    # the day's outputs are the new initials' only: the old file would be read as a second result
+    assert not out_path(dest, "2021-01-30").exists()
+    assert out_path(dest, "2021-01-29").exists()
     status = cli("status", "impressions", "--dest", str(dest), "--json").json()
     assert {d["day"]: d["status"] for d in status["days"]}["2021-01-29"] == "built"
     assert {d["status"] for d in status["days"] if d["day"] <= "2021-01-31"} == {"built"}

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,21 +60,32 @@ def catalog_rows(dest: Path, query: str) -> list[sqlite3.Row]:
 
 def snapshot(dest: Path) -> dict[str, Any]:
     """Everything a user or a later run depends on, minus what legitimately differs (times, ids)."""
+    return snapshot_of(
+        lambda q: catalog_rows(dest, q),
+        tree_bytes(dest),
+        tree_bytes(dest / "_logroll" / "quarantine", skip="\0"),
+    )
+
+
+def snapshot_of(
+    rows: Callable[[str], list[Any]], outputs: dict[str, bytes], quarantine: dict[str, bytes]
+) -> dict[str, Any]:
+    """A snapshot from a catalog's rows (`rows(query)`), the outputs and the quarantine files."""
     files = {
         r["uri"]: (r["version"], r["status"], r["rows_read"], r["rows_valid"], r["rows_rejected"])
-        for r in catalog_rows(dest, "SELECT * FROM files")
+        for r in rows("SELECT * FROM files")
     }
     days = {
         r["day"]: (r["status"], r["rows_in"], r["rows_unique"], r["duplicates"], r["rows_out"], r["outputs"])
-        for r in catalog_rows(dest, "SELECT * FROM partitions")
+        for r in rows("SELECT * FROM partitions")
     }
     parts = sorted(
         (r["uri"], r["day"], r["version"], r["rows"])
-        for r in catalog_rows(dest, "SELECT f.uri, p.* FROM parts p JOIN files f ON f.id = p.file_id")
+        for r in rows("SELECT f.uri, p.* FROM parts p JOIN files f ON f.id = p.file_id")
     )
     # Each day's kept unique rows: what they reflect and how many files hold them (their names
     # carry the run that wrote them). File ids follow the order parallel staging finished in.
-    uri_of = {r["id"]: r["uri"] for r in catalog_rows(dest, "SELECT id, uri FROM files")}
+    uri_of = {r["id"]: r["uri"] for r in rows("SELECT id, uri FROM files")}
     states = {
         r["day"]: (
             sorted((uri_of[f], v, n) for f, v, n in json.loads(r["parts"])),
@@ -81,14 +93,14 @@ def snapshot(dest: Path) -> dict[str, Any]:
             r["rows_unique"],
             sorted(Path(f).name[:4] for f in json.loads(r["files"])),
         )
-        for r in catalog_rows(dest, "SELECT * FROM day_states")
+        for r in rows("SELECT * FROM day_states")
     }
     totals = Counter()
     for _, _, read, valid, rejected in files.values():
         totals.update(rows_read=read, rows_valid=valid, rows_rejected=rejected)
     return {
-        "outputs": tree_bytes(dest),
-        "quarantine": tree_bytes(dest / "_logroll" / "quarantine", skip="\0"),
+        "outputs": outputs,
+        "quarantine": quarantine,
         "files": files,
         "days": days,
         "parts": parts,
@@ -106,7 +118,9 @@ def assert_no_orphans(dest: Path) -> None:
     pointed = {Path(r["path"]).parent.parent.name for r in catalog_rows(dest, "SELECT path FROM parts")}
     assert on_disk == pointed
     for r in catalog_rows(dest, "SELECT path FROM parts"):
-        assert list(Path(r["path"]).parent.glob("*.parquet")), f"part {r['path']} is gone"
+        # Relative to DEST/_logroll, so that the state means the same on any machine.
+        assert not Path(r["path"]).is_absolute(), r["path"]
+        assert list((dest / "_logroll" / r["path"]).parent.glob("*.parquet")), f"part {r['path']} is gone"
     # Every day state file on disk is one the catalog lists, and every listed one is there.
     kept = {
         p.relative_to(dest / "_logroll").as_posix()
@@ -118,12 +132,16 @@ def assert_no_orphans(dest: Path) -> None:
 
 
 def assert_reports_match_catalog(dest: Path, after_run: int) -> None:
+    assert_reports_match(lambda q: catalog_rows(dest, q), after_run)
+
+
+def assert_reports_match(rows: Callable[[str], list[Any]], after_run: int) -> None:
     """Each finished run reported exactly the rows of the files the catalog says it staged."""
     staged_by = Counter()
-    for r in catalog_rows(dest, "SELECT * FROM files"):
+    for r in rows("SELECT * FROM files"):
         staged_by.update({(r["run_id"], "rows_read"): r["rows_read"], (r["run_id"], "files"): 1})
         staged_by.update({(r["run_id"], "rows_rejected"): r["rows_rejected"]})
-    for run in catalog_rows(dest, f"SELECT * FROM runs WHERE id > {after_run} AND report IS NOT NULL"):
+    for run in rows(f"SELECT * FROM runs WHERE id > {after_run} AND report IS NOT NULL"):
         rep = json.loads(run["report"])
         assert rep["rows_read"] == staged_by[(run["id"], "rows_read")], run["id"]
         assert rep["rows_rejected"] == staged_by[(run["id"], "rows_rejected")], run["id"]
@@ -148,7 +166,6 @@ class Scenario:
     def reset(self) -> None:
         shutil.rmtree(self.dest, ignore_errors=True)
         if self.pristine is not None:
-            # Same path as before: the catalog records absolute paths of staged parts.
             shutil.copytree(self.pristine, self.dest)
 
     def converge_after(self, *faults: str) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from logroll.dates import folder_day, layout_regex
 from logroll.htmlreport.charts import script_json
-from logroll.htmlreport.data import folder_day, layout_regex, reason_kind
+from logroll.htmlreport.data import reason_kind
 
 from conftest import ROOT
 

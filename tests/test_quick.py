@@ -103,7 +103,8 @@ def test_the_quick_listing_is_storage_listing(tmp_path: Path) -> None:
     exclude = (str(src / "results"),)
     day = dt.date(2021, 1, 30)
     for folders in (None, discover.day_folders(pipe, day, day, 1), ["2022/01/01"]):
-        full = discover.list_sources(storage, pipe, folders, exclude)
+        full, unreadable = discover.list_sources(storage, pipe, folders, exclude)
+        assert not unreadable
         full = [(f.uri, f.size, f"{f.version}~{pipe.stage_signature()}") for f in full]
         mine = [(f.uri, f.size, f.version) for f in quick.list_local(str(src), folders, pipe, exclude)]
         assert mine == full and (folders == ["2022/01/01"] or mine)
@@ -168,3 +169,18 @@ def test_anything_but_nothing_to_do_is_handed_over(built: tuple[Path, Path], tmp
     res = run_cli("-v", "run", "impressions", "2021-01-30", "-s", str(raw), "-d", str(dest), cwd=tmp_path)
     assert res.code == 0 and HANDED in res.err
     assert tree_bytes(dest)  # outputs still there
+    # A destination a stream writes: the full run refuses it.
+    stream_db = dest / "_logroll/stream/impressions.sqlite"
+    stream_db.parent.mkdir()
+    stream_db.write_bytes(b"")
+    res = run(raw, dest)
+    assert HANDED in res.err and res.code == 2 and "logroll stream impressions" in res.err
+    stream_db.unlink()
+    # A destination emptied and recreated (its id is new): the full run refuses its old state.
+    ident = dest / "_logroll/id"
+    kept = ident.read_bytes()
+    ident.unlink()
+    res = run(raw, dest)
+    assert HANDED in res.err and res.code == 2 and "emptied or recreated" in res.err
+    ident.write_bytes(kept)
+    assert HANDED not in run(raw, dest).err

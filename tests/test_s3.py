@@ -9,30 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from s3server import download_tree, isolated_aws_env, upload_tree
 
-from conftest import CliResult, tree_bytes
+from conftest import CliResult, run_exact_env, tree_bytes
 
 DAY = "2021-01-30"
-
-
-def run_exact_env(*args: str, env: dict[str, str], cwd: Path | None = None) -> CliResult:
-    """The CLI with exactly `env` (run_cli adds this machine's environment)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "logroll.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def local_run(cli, raw: Path, dest: Path, *extra: str) -> dict:
@@ -88,24 +73,33 @@ def test_seed002_command_on_s3_equals_local_run_byte_for_byte(
 
     # Rejected rows are kept beside the results in the bucket, not only on this machine.
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="results/_logroll/")["Contents"]]
-    assert keys and all(k.startswith("results/_logroll/quarantine/impressions/") for k in keys)
-    assert sorted(q.removeprefix(f"s3://{s3_bucket}/") for q in report["quarantine"]) == sorted(keys)
+    qkeys = [k for k in keys if k.startswith("results/_logroll/quarantine/")]
+    assert qkeys and all(k.startswith("results/_logroll/quarantine/impressions/") for k in qkeys)
+    assert sorted(q.removeprefix(f"s3://{s3_bucket}/") for q in report["quarantine"]) == sorted(qkeys)
     rejects = [
         list(csv.reader(io.StringIO(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read().decode())))
-        for k in keys
+        for k in qkeys
     ]
     assert all(r[0] == ["source_file", "line", "reason", "raw_line"] for r in rejects)
     assert all(row[0].startswith(f"s3://{s3_bucket}/") for r in rejects for row in r[1:])
     assert sum(len(r) - 1 for r in rejects) == report["rows_rejected"]
 
-    # Where the catalog lives is stated: on this machine, under ~/.cache/logroll.
-    home = Path(s3_env["HOME"])
-    assert report["state"].startswith(str(home / ".cache" / "logroll"))
-    assert Path(report["state"]).exists()
-    assert "local to this machine" in res.err
+    # The state lives with the destination: catalog, identity, lease and staged parts, in the bucket.
+    assert report["state"] == f"s3://{s3_bucket}/results/_logroll/catalog.sqlite"
+    assert {"results/_logroll/catalog.sqlite", "results/_logroll/id", "results/_logroll/lock"} <= set(keys)
+    assert any(k.startswith("results/_logroll/staged/impressions/") for k in keys)
+    assert set(keys) <= {
+        *qkeys,
+        "results/_logroll/catalog.sqlite",
+        "results/_logroll/id",
+        "results/_logroll/lock",
+    } | {k for k in keys if k.startswith("results/_logroll/staged/impressions/")}
+    assert f"state: s3://{s3_bucket}/results/_logroll/catalog.sqlite" in res.err
 
-    # The spool is gone: every downloaded copy was removed.
-    spool = Path(report["state"]).parent / "spool"
+    # The spool is gone: every downloaded copy was removed; the cache is under ~/.cache/logroll.
+    caches = list((Path(s3_env["HOME"]) / ".cache" / "logroll").iterdir())
+    assert len(caches) == 1
+    spool = caches[0] / "spool"
     assert not spool.exists() or not any(p.is_file() for p in spool.rglob("*"))
 
 
@@ -168,9 +162,13 @@ def test_rerun_reads_and_writes_no_object(cli, impressions_raw, moto_server, s3_
     again = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, s3_env)
     assert again.code == 0, again.err
     assert "nothing to do" in again.out
-    assert s3_proxy.count("PUT") == 0 and s3_proxy.count("POST") == 0 and s3_proxy.count("DELETE") == 0
-    assert s3_proxy.count(objects_only=True) == 0  # not one object downloaded
+    assert s3_proxy.count("POST") == 0 and s3_proxy.count("DELETE") == 0
+    assert s3_proxy.count("PUT", state=False) == 0  # no output, part or quarantine written
+    assert s3_proxy.count(objects_only=True, state=False) == 0  # not one source object downloaded
     assert s3_proxy.count(listing=True) >= 1  # it did look
+    # What it wrote is the state's: its lease and the catalog with this run's record.
+    puts = {r.path.split("?")[0].rsplit("/_logroll/", 1)[1] for r in s3_proxy.seen if r.method == "PUT"}
+    assert puts == {"lock", "catalog.sqlite"}
 
     # The same bytes uploaded again (same ETag) are the same version: still nothing to do.
     key = "2021/01/30/impressions_20210130_0.csv"
@@ -178,9 +176,12 @@ def test_rerun_reads_and_writes_no_object(cli, impressions_raw, moto_server, s3_
     s3_proxy.clear()
     third = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, s3_env)
     assert third.code == 0 and "nothing to do" in third.out, third.err
-    assert s3_proxy.count("PUT") == 0 and s3_proxy.count(objects_only=True) == 0
+    assert s3_proxy.count("PUT", state=False) == 0 and s3_proxy.count(objects_only=True, state=False) == 0
     assert results(moto_server, s3_bucket) == before
-    assert {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]} == etags
+    outside = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert {k: v for k, v in outside.items() if "/_logroll/" not in k} == {
+        k: v for k, v in etags.items() if "/_logroll/" not in k
+    }
 
 
 def test_rebuild_with_identical_bytes_puts_nothing(
@@ -199,17 +200,19 @@ def test_rebuild_with_identical_bytes_puts_nothing(
     report = res.json()
     assert report["files_staged"] == 1 and report["partitions_built"] == [DAY]
     assert report["outputs_written"] == []
-    assert s3_proxy.count("PUT") == 0
+    puts = [r.path for r in s3_proxy.seen if r.method == "PUT"]
+    assert puts and all("/results/_logroll/" in p for p in puts)  # the new file's parts, the state
+    assert not any("/results/_logroll/quarantine/" in p for p in puts)
 
-    # Another machine (an empty catalog) stages and builds everything again, but the results'
-    # ETags match the new bytes' MD5: only quarantine files are put, no result.
+    # Another machine (an empty home) continues from the state in the bucket: nothing to do, and
+    # nothing but the state's lease and catalog is written.
     other = {**s3_env, "HOME": str(Path(s3_env["HOME"]).parent / "other-machine")}
     s3_proxy.clear()
     fresh = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, other, "--json")
     assert fresh.code == 0, fresh.err
-    assert fresh.json()["files_staged"] == 19 and fresh.json()["outputs_written"] == []
-    puts = [r.path for r in s3_proxy.seen if r.method == "PUT"]
-    assert puts and all("/results/_logroll/quarantine/" in p for p in puts)
+    assert fresh.json()["nothing_to_do"] and fresh.json()["outputs_written"] == []
+    puts = {r.path.split("?")[0].rsplit("/_logroll/", 1)[-1] for r in s3_proxy.seen if r.method == "PUT"}
+    assert puts == {"lock", "catalog.sqlite"}
 
 
 def test_modified_object_replaces_its_contribution(
@@ -232,7 +235,7 @@ def test_modified_object_replaces_its_contribution(
     res = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, s3_env, "--json")
     assert res.code == 0, res.err
     assert res.json()["files_staged"] == 1
-    assert s3_proxy.count(objects_only=True) == 1  # only the changed object was downloaded
+    assert s3_proxy.count(objects_only=True, state=False) == 1  # only the changed object was downloaded
     local_run(cli, impressions_raw, tmp_path / "local", DAY)
     after = results(moto_server, s3_bucket)
     assert after == tree_bytes(tmp_path / "local")
@@ -289,7 +292,7 @@ def test_status_of_a_remote_destination_names_its_state(cli, impressions_raw, mo
     )  # fmt: skip
     assert res.code == 0, res.err
     info = res.json()
-    assert info["state"].startswith(s3_env["HOME"])
+    assert info["state"] == f"s3://{s3_bucket}/results/_logroll/catalog.sqlite"
     assert DAY in [d["day"] for d in info["days"]]
     assert info["files"]["staged"] == 18
 
@@ -350,7 +353,7 @@ def test_a_file_that_keeps_failing_fails_alone_and_the_next_run_takes_it(
     again = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, s3_env, "--json")
     assert again.code == 0, again.err
     assert again.json()["files_staged"] == 1
-    assert s3_proxy.count(objects_only=True) == 1
+    assert s3_proxy.count(objects_only=True, state=False) == 1
     assert results(moto_server, s3_bucket) == tree_bytes(tmp_path / "local")
 
 
@@ -361,7 +364,7 @@ def test_downloads_run_ahead_in_parallel_within_the_bound(
     s3_proxy.fail(None, mode="delay", delay=0.3, objects_only=True)
     res = seed_cmd(cli, s3_bucket, s3_proxy.endpoint_url, {**s3_env, "LOGROLL_FETCH_CONCURRENCY": "3"})
     assert res.code == 0, res.err
-    assert s3_proxy.count(objects_only=True) == 18
+    assert s3_proxy.count(objects_only=True, state=False) == 18
     assert s3_proxy.max_in_flight["object-get"] == 3
 
 
@@ -468,9 +471,10 @@ def test_config_yaml_in_the_current_folder_is_used_and_secrets_never_show(
     )
     assert res.code == 0, res.err
     assert f"credentials from {work / 'config.yaml'} (aws:)" in res.err
-    state = Path(res.json()["state"])
+    catalog = moto_server.client().get_object(Bucket=s3_bucket, Key="results/_logroll/catalog.sqlite")
     again = run_exact_env("status", "impressions", "--dest", f"s3://{s3_bucket}/results", env=env, cwd=work)
-    for text in (res.out, res.err, again.out, again.err, state.read_bytes().decode("utf-8", "replace")):
+    assert again.code == 0, again.err
+    for text in (res.out, res.err, again.out, again.err, catalog["Body"].read().decode("utf-8", "replace")):
         assert SECRET not in text
     assert not any(SECRET.encode() in p.read_bytes() for p in home.rglob("*") if p.is_file())
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import overview
-from .catalog import Catalog
-from .catalog.lock import RunLock
 from .dates import requested_days
 from .engines import engine_settings
 from .engines.pool import default_parallel
@@ -25,7 +24,7 @@ from .report import RunReport
 from .runner import BatchRun, RunOptions, check_missing
 from .storage.files import Storage
 from .units import default_memory_limit
-from .workspace import Workspace, open_workspace
+from .workspace import Workspace, open_state, open_workspace, read_state
 
 log = logging.getLogger("logroll")
 
@@ -48,6 +47,7 @@ def run(
     timestamp_column: str | None = None,
     lateness: int = 1,
     force: bool = False,
+    prune_missing: bool = False,
     engine: str = "duckdb",
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -60,6 +60,7 @@ def run(
     spark_master: str | None = None,
     spark_conf: list[str] | dict[str, str] | None = None,
     stage_only: bool = False,
+    follow_symlinks: bool = False,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
 
@@ -76,6 +77,8 @@ def run(
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
     `engine="spark"` only. `stage_only` stages what is new and writes no output (see RunOptions).
+    A deleted source file keeps its rows; `prune_missing` retracts them.
+    A link under `source` to outside it is skipped with a warning, unless `follow_symlinks`.
     """
     started = time.monotonic()
     engine_options = engine_settings(engine, spark_master, spark_conf)
@@ -83,11 +86,12 @@ def run(
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
     start, end, requested = requested_days(date, to, lateness)
-
+    check_counts(parallel=parallel, threads=threads)
     src = Storage(source, storage_options)
     src.require_root("source")
     pipe = pipe.with_format(output_format)
     ws = open_workspace(dest, state, work_dir, storage_options)
+    _check_not_streamed(ws, pipe.name, dest)
     pipe = _check_dest(ws, src, state, pipe)
     opts = RunOptions(
         start=start,
@@ -95,25 +99,47 @@ def run(
         requested=requested,
         lateness=lateness,
         force=force,
+        prune_missing=prune_missing,
         engine=engine,
         memory_limit=memory_limit or default_memory_limit(engine),
         threads=threads,
         parallel=parallel or default_parallel(engine),
         engine_options=engine_options,
+        follow_symlinks=follow_symlinks,
         on_event=on_event,
         started=started,
         stage_only=stage_only,
     )
-    catalog = Catalog(ws.state)
-    lock = RunLock(catalog, pipe.name, wait=wait)
-    try:
-        lock.acquire()
-        report = BatchRun(pipe, src, ws, catalog, opts).run()
-    finally:
-        lock.release()
-        catalog.close()
+    with open_state(ws, pipe.name, wait) as session:
+        report = BatchRun(pipe, src, ws, session, opts).run()
     check_missing(report, pipe, src)
     return report
+
+
+def check_counts(**counts: int | None) -> None:
+    """--parallel 0 or --threads -1 would silently mean "the default": say so instead."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: give 1 or more (or leave it out for the default)")
+
+
+def _check_not_streamed(ws: Workspace, pipeline: str, dest: str) -> None:
+    """A destination `logroll stream` writes keeps its own tables and checkpoint; a run there
+    would overwrite the stream's outputs (a table over its view) and leave its counts stale."""
+    from .streaming.status import database
+
+    if ws.dest.tables:
+        from .sinks.read import table_exists
+        from .streaming.store import events_table
+
+        streamed = table_exists(dest.partition("#")[0], events_table(pipeline))
+    else:
+        streamed = Path(database(pipeline, dest, str(ws.work_dir))).exists()
+    if streamed:
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll stream {pipeline}` writes (its tables and checkpoint): "
+            "a run there would overwrite the stream's outputs; give the run another --dest"
+        )
 
 
 def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) -> Pipeline:
@@ -128,11 +154,13 @@ def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) 
         )
     if ws.dest.is_s3:
         ws.dest.require_root("destination")  # a missing bucket or no access: fail before any work
-    if not ws.dest.local and state is None:
+    if ws.remote is not None:
+        log.info("state: %s (working copy in %s)", ws.shown_state, ws.work_dir)
+    elif not ws.dest.local and state is None:
         # Say where the catalog is: it decides what the next run thinks is new.
         log.info(
             "state: %s (local to this machine; pass --state postgresql://... to share it between machines)",
-            ws.state,
+            ws.shown_state,
         )
     return pipe
 
@@ -149,12 +177,16 @@ def stream(
     publish_interval: float = 5.0,
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    progress: bool | None = None,
+    progress: Any = None,
 ) -> Any:
     """Commit JSON lines from stdin (or the file `follow`, from its checkpoint) into `dest`, one
     micro-batch of `batch_size` lines (or `max_delay` seconds) per transaction, until the input
-    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py)."""
-    from .streaming.runner import progress_stream, run_stream
+    ends or SIGINT/SIGTERM. Returns a StreamReport (see streaming/runner.py).
+
+    `progress`: True/False for a progress line on stderr, None for one on a terminal, or a
+    streaming.runner.ProgressLine to draw it (the CLI's shares the console with the log lines)."""
+    from .streaming.progress import progress_stream
+    from .streaming.runner import run_stream
 
     return run_stream(
         pipeline,
@@ -179,14 +211,23 @@ def status(
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Days built, dirty and failed; files staged, rejected and failed; recent runs."""
+    """Days built, dirty and failed; files staged, rejected and failed; recent runs; where the
+    state is. Reads the state without writing or creating anything: a destination or state that
+    does not exist raises StateNotFound."""
     pipe = resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
-    try:
-        return overview.summary(catalog, pipe, ws.state)
-    finally:
-        catalog.close()
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
+    with read_state(ws, pipe.name) as session:
+        return overview.summary(session.catalog, pipe, ws.shown_state, session.running())
 
 
-__all__ = ["run", "stream", "status", "resolve"]
+def stream_status(
+    pipeline: str | Pipeline, *, dest: str, work_dir: str | None = None
+) -> dict[str, Any] | None:
+    """A stream's inputs, checkpoints, batches, events and last commit in `dest`; None when
+    nothing was streamed there (see streaming/status.py)."""
+    from .streaming.status import stream_status as read
+
+    return read(pipeline, dest=dest, work_dir=work_dir)
+
+
+__all__ = ["run", "stream", "status", "stream_status", "resolve"]

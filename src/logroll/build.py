@@ -15,7 +15,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import faults
 from .engines.base import DayState, Engine, StateJob
@@ -26,7 +26,17 @@ from .storage.files import Storage
 
 if TYPE_CHECKING:  # SQLAlchemy takes a fifth of a second to import; a run with nothing to do needs none
     from .catalog.store import Catalog, PartRow
-    from .workspace import Workspace
+
+
+class StateHome(Protocol):
+    """What day states need of workspace.Workspace (which imports overview, which imports this)."""
+
+    work_dir: Path
+
+    def day_state_root(self, pipeline: str) -> Path: ...
+    def part_path(self, stored: str) -> str: ...
+    def stored_part(self, path: str) -> str: ...
+
 
 # What a day's state files hold; a change of it makes every state stale.
 STATE_VERSION = 1
@@ -108,7 +118,7 @@ class DayResult:
 class DayStateOptions:
     """Where a run keeps day states, and what it knows of them (runner.py)."""
 
-    ws: Workspace
+    ws: StateHome
     rows: dict[str, dict[str, Any]]  # day -> the catalog's state row (Catalog.day_states)
     fresh: bool = False  # --force: never build from a kept state
 
@@ -182,6 +192,12 @@ def _publish_all(
         rows_out += rows
         if did_write:
             written.append(rel)
+    if not dest.tables:
+        # Outputs the day had under other parameters (--initials, an output path template):
+        # removed before the catalog forgets them, so a crash here leaves them recorded and
+        # the next build removes them.
+        for old in sorted(set(recorded) - set(outputs)):
+            dest.remove(old)
     return outputs, written, rows_out
 
 
@@ -267,7 +283,7 @@ def plan_state(
     return StateJob(folder, tag, old=old, new_parts=tuple(p.path for p in new), outputs=outputs)
 
 
-def state_row(pipeline: Pipeline, parts: list[PartRow], outcome: Any, ws: Workspace) -> dict[str, Any] | None:
+def state_row(pipeline: Pipeline, parts: list[PartRow], outcome: Any, ws: StateHome) -> dict[str, Any] | None:
     """The catalog's row for the state an engine returned (None: the day keeps none)."""
     state: DayState | None = outcome.state
     signature = state_signature(pipeline)
@@ -282,7 +298,7 @@ def state_row(pipeline: Pipeline, parts: list[PartRow], outcome: Any, ws: Worksp
     }
 
 
-def remove_stale_state(ws: Workspace, pipeline: str, day: str, row: dict[str, Any] | None) -> None:
+def remove_stale_state(ws: StateHome, pipeline: str, day: str, row: dict[str, Any] | None) -> None:
     """A day's state files other than those its committed row lists (call after the commit)."""
     folder = ws.day_state_root(pipeline) / day
     keep = {Path(f).name for f in (row or {}).get("files", [])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 from .errors import UsageError
@@ -70,3 +71,35 @@ def compact_days(days: list[str]) -> str:
     if len(parts) > 6:
         parts = [*parts[:5], f"... ({len(parts) - 5} more ranges)"]
     return ", ".join(parts)
+
+
+def layout_regex(layout: str) -> re.Pattern[str] | None:
+    """'%Y/%m/%d' -> a regex with year, month and day groups; None if the layout lacks one."""
+    groups = {"%Y": r"(?P<y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
+    if not all(k in layout for k in groups):
+        return None
+    out, i = "", 0
+    while i < len(layout):
+        token = layout[i : i + 2]
+        if token in groups:
+            out += groups[token]
+            i += 2
+        else:
+            out += re.escape(layout[i])
+            i += 1
+    return re.compile(out)
+
+
+def folder_day(uri: str, pattern: re.Pattern[str] | None) -> str | None:
+    """The date of the folder a file arrived in, from the pipeline's layout."""
+    if pattern is None:
+        return None
+    found = None
+    for m in pattern.finditer(uri):
+        found = m
+    if found is None:
+        return None
+    try:
+        return dt.date(int(found["y"]), int(found["m"]), int(found["d"])).isoformat()
+    except ValueError:
+        return None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .dates import day_range
+from .dates import day_range, folder_day, layout_regex
 from .pipelines.base import Pipeline
-
-if TYPE_CHECKING:
-    from .storage.files import FileVersion, Storage
+from .storage.files import FileVersion, Storage, Unreadable
 
 
 def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int) -> list[str]:
@@ -22,24 +20,72 @@ def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int)
 
 
 def list_sources(
-    storage: Storage, pipeline: Pipeline, folders: Iterable[str] | None, exclude: tuple[str, ...] = ()
-) -> list[FileVersion]:
-    """Input files under the day `folders` (all of them when None), minus those under `exclude`."""
+    storage: Storage,
+    pipeline: Pipeline,
+    folders: Iterable[str] | None,
+    exclude: tuple[str, ...] = (),
+    follow_symlinks: bool = False,
+) -> tuple[list[FileVersion], list[Unreadable]]:
+    """Input files under the day `folders` (all of them when None), minus those under `exclude`,
+    and the folders that could not be listed."""
+    follow = follow_symlinks or pipeline.follow_symlinks
     if folders is None:
-        return storage.list_files("", pipeline.suffixes, exclude)
+        return storage.scan("", pipeline.suffixes, exclude, follow)
     seen: dict[str, FileVersion] = {}
+    unreadable: list[Unreadable] = []
     for folder in folders:
-        for f in storage.list_files(folder, pipeline.suffixes, exclude):
+        files, problems = storage.scan(folder, pipeline.suffixes, exclude, follow)
+        unreadable += problems
+        for f in files:
             seen[f.uri] = f
-    return sorted(seen.values(), key=lambda f: f.uri)
+    return sorted(seen.values(), key=lambda f: f.uri), unreadable
+
+
+def days_held(pipeline: Pipeline, rel_paths: Iterable[str], lateness: int) -> set[str] | None:
+    """Event days that files or folders at `rel_paths` (relative to the source) may hold rows for:
+    their date folder's day, `lateness` days either side. None when a path names no day (a folder
+    above the date folders): then it may hold rows for any day."""
+    pattern = layout_regex(pipeline.layout)
+    out: set[str] = set()
+    for rel in rel_paths:
+        day = folder_day(rel, pattern)
+        if day is None:
+            # A folder above the date folders ("2021/01" for %Y/%m/%d) may hold any of them.
+            return None
+        d = dt.date.fromisoformat(day)
+        out |= {
+            x.isoformat() for x in day_range(d - dt.timedelta(days=lateness), d + dt.timedelta(days=lateness))
+        }
+    return out
+
+
+def missing(
+    listed: list[FileVersion],
+    known: dict[str, dict[str, Any]],
+    storage: Storage,
+    folders: Iterable[str] | None,
+) -> list[str]:
+    """Files the catalog holds rows of, under the folders just listed, that are gone from the
+    source (for `run --prune-missing`)."""
+    present = {f.uri for f in listed}
+    if folders is None:
+        scopes = [storage.uri(storage.root).rstrip("/") + "/"]
+    else:
+        scopes = [storage.uri(storage.root).rstrip("/") + "/" + folder.strip("/") + "/" for folder in folders]
+    return sorted(
+        uri
+        for uri, row in known.items()
+        if row["status"] == "staged" and uri not in present and uri.startswith(tuple(scopes))
+    )
 
 
 def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force: bool) -> list[FileVersion]:
-    """New versions, plus failed ones (retried every run). Staged or rejected versions are done."""
+    """New versions, plus failed ones (retried every run) and forgotten ones that came back.
+    Staged or rejected versions are done."""
     out = []
     for f in listed:
         row = known.get(f.uri)
-        if force or row is None or row["version"] != f.version or row["status"] == "failed":
+        if force or row is None or row["version"] != f.version or row["status"] in ("failed", "forgotten"):
             out.append(f)
     return out
 

@@ -9,6 +9,15 @@ schedule are the other ways to run.
 
 from __future__ import annotations
 
+import unicodedata
+
+from .urls import scrub
+
+# Bidirectional overrides and isolates reorder what a terminal shows ("Trojan Source").
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+EXCERPT_CHARS = 120
+
 
 class LogrollError(Exception):
     """Base class. `exit_code` is what the CLI exits with; `step` is where it happened."""
@@ -17,10 +26,39 @@ class LogrollError(Exception):
     step = "run"
 
 
+def safe_text(text: object, limit: int | None = None) -> str:
+    """`text` fit for one line of a terminal, a log or an error: control characters (terminal
+    escapes, newlines, NUL, C1 codes) and bidi overrides shown escaped as \\x1b, \\n, \\u202e; with
+    `limit`, at most that many characters of the original, then "...". File names and file
+    contents reach messages only through here (or `excerpt`)."""
+    s = str(text)
+    cut = limit is not None and len(s) > limit
+    if cut:
+        s = s[:limit]
+    if not s.isprintable():
+        s = "".join(_escape(ch) for ch in s)
+    return s + "..." if cut else s
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if ch in _BIDI or unicodedata.category(ch) == "Cc":
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return ch
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """A bounded, escaped quote of file content for a message: 'first 120 characters...'."""
+    return f"'{safe_text(text, limit)}'"
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of an error's message, or its class name when it has none."""
+    """The first line of an error's message, or its class name when it has none; a secret a
+    library echoed from a URL it was given (see urls.scrub) is masked."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return scrub(text.splitlines()[0]) if text else type(exc).__name__
 
 
 # ---- before any data is touched -------------------------------------------------------------
@@ -57,8 +95,37 @@ class TransientError(LogrollError):
     step = "storage"
 
 
+class WriteConflict(LogrollError):
+    """A conditional write lost: the object changed (If-Match) or already exists (If-None-Match)."""
+
+    step = "storage"
+
+
+class CatalogCorrupt(LogrollError):
+    """The state file exists but is not a catalog (damaged, or another program's file): exit 1."""
+
+    step = "catalog"
+
+
 class LockedError(LogrollError):
     """Another run holds the lock for this pipeline and state."""
+
+    step = "catalog"
+
+
+class LeaseLost(LockedError):
+    """This run's lock or lease was taken over, or another run committed to its state meanwhile:
+    the run stops before its next commit."""
+
+
+class StateNotFound(UsageError):
+    """A read-only command found no destination or no state to read."""
+
+    step = "catalog"
+
+
+class DestinationMismatch(UsageError):
+    """A state recorded another destination than the one it is used for."""
 
     step = "catalog"
 
@@ -78,6 +145,13 @@ class SchemaMismatch(LogrollError):
 # ---- the batch flow: discover -> stage -> build -> publish ------------------------------------
 class NoInputError(LogrollError):
     """A requested day has no input files and nothing staged: exit 1."""
+
+    step = "discover"
+
+
+class ListingError(LogrollError):
+    """A folder or file of the source could not be listed: the run fails (exit 1) and the days
+    it may hold rows for are not published as complete."""
 
     step = "discover"
 

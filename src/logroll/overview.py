@@ -64,8 +64,11 @@ def run_counts(report: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def summary(catalog: Catalog, pipe: Pipeline, state: str) -> dict[str, Any]:
-    """Everything `logroll status` shows (and prints with --json)."""
+def summary(
+    catalog: Catalog, pipe: Pipeline, state: str, running_now: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Everything `logroll status` shows (and prints with --json); `running_now`: who holds the
+    state's lock or lease (workspace.StateSession.running)."""
     parts = catalog.parts(pipe.name)
     built = catalog.partitions(pipe.name)
     files = catalog.files(pipe.name)
@@ -73,7 +76,7 @@ def summary(catalog: Catalog, pipe: Pipeline, state: str) -> dict[str, Any]:
         "pipeline": pipe.name,
         "state": redact_url(state),
         # Who runs this pipeline on this state right now (from the run lock), if anyone.
-        "running": running(catalog, pipe.name),
+        "running": running_now,
         "days": day_rows(pipe, parts, built),
         "files": {
             "staged": sum(1 for f in files.values() if f["status"] == "staged"),

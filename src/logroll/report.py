@@ -22,6 +22,7 @@ class RunReport:
     files_staged: int = 0
     files_rejected: list[dict[str, str]] = field(default_factory=list)
     files_failed: list[dict[str, str]] = field(default_factory=list)
+    files_forgotten: list[str] = field(default_factory=list)  # gone from the source, rows retracted
     rows_read: int = 0
     rows_valid: int = 0
     rows_rejected: int = 0
@@ -31,6 +32,7 @@ class RunReport:
     rows_out: int = 0
     partitions_built: list[str] = field(default_factory=list)
     partitions_failed: list[dict[str, str]] = field(default_factory=list)
+    partitions_dropped: list[str] = field(default_factory=list)  # no input left: outputs removed
     days_missing: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     outputs_written: list[str] = field(default_factory=list)
@@ -48,6 +50,8 @@ class RunReport:
             or self.partitions_built
             or self.partitions_failed
             or self.days_missing
+            or self.files_forgotten
+            or self.partitions_dropped
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +79,10 @@ class RunReport:
             lines.append(f"  FAILED {f['uri']}: {f['error']} (retried next run)")
         for p in self.partitions_failed:
             lines.append(f"  FAILED day {p['day']}: {p['error']}")
+        for uri in self.files_forgotten:
+            lines.append(f"  gone from the source, rows retracted: {uri}")
+        if self.partitions_dropped:
+            lines.append(f"  no input left, outputs removed: {compact_days(self.partitions_dropped)}")
         if self.days_missing:
             lines.append(f"  no input files for {compact_days(self.days_missing)}")
         for w in self.warnings:

@@ -8,6 +8,7 @@ what no catalog row points at, and records the run with its report. Files and da
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -20,11 +21,10 @@ from typing import Any
 
 from . import build as build_mod
 from . import discover, faults
-from .catalog import Catalog
 from .dates import compact_days
 from .engines.base import Engine
 from .engines.pool import EnginePool
-from .errors import FileRejected, NoInputError, first_line
+from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline
 from .publish import keep_quarantine
@@ -33,8 +33,9 @@ from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT
-from .urls import redact_url
-from .workspace import Workspace
+from .workspace import StateSession, Workspace, commit_interval
+
+log = logging.getLogger("logroll")
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,13 @@ class RunOptions:
     requested: tuple[str, ...] | None = None  # days to build (ISO); None: catch up on every dirty day
     lateness: int = 1  # days a row may arrive late (or early) in another day's folder
     force: bool = False
+    prune_missing: bool = False  # retract the rows of files gone from the source
     engine: str = "duckdb"
     memory_limit: str = DEFAULT_MEMORY_LIMIT["duckdb"]
     threads: int | None = None
     parallel: int = 1
     engine_options: Mapping[str, Any] = field(default_factory=dict)
+    follow_symlinks: bool = False  # read what links under the source point to outside it
     on_event: EventCallback | None = None
     started: float = field(default_factory=time.monotonic)
     # Stage what is new and build nothing: no output is written. The days new rows landed in
@@ -59,13 +62,17 @@ class RunOptions:
 
 
 class BatchRun:
-    """One run of `pipe` from `src` into the workspace `ws`, while this process holds the lock."""
+    """One run of `pipe` from `src` into the workspace `ws`, while `session` holds its state."""
 
-    def __init__(self, pipe: Pipeline, src: Storage, ws: Workspace, catalog: Catalog, opts: RunOptions):
-        self.pipe, self.src, self.ws, self.catalog, self.opts = pipe, src, ws, catalog, opts
-        self.report = RunReport(pipeline=pipe.name, engine=opts.engine, state=redact_url(ws.state))
+    def __init__(self, pipe: Pipeline, src: Storage, ws: Workspace, session: StateSession, opts: RunOptions):
+        self.pipe, self.src, self.ws, self.opts = pipe, src, ws, opts
+        self.session, self.catalog = session, session.catalog
+        self.report = RunReport(pipeline=pipe.name, engine=opts.engine, state=ws.shown_state)
         self.lock = threading.Lock()  # parallel workers add to one report
+        self.commit_lock = threading.Lock()  # one commit at a time
+        self.committed = time.monotonic()
         self.run_id = 0
+        self.unread: list[str] = []  # files and folders that could not be read: their days wait
         self.emit = Emitter(pipe.name, 0, opts.on_event)
         self.staged_days: set[str] = set()  # days this run staged rows for
 
@@ -88,18 +95,37 @@ class BatchRun:
         )
         try:
             listed = self.stage_new(pool)
+            self.commit()
             if opts.stage_only:
                 self.fold_staged(pool)
             else:
                 self.build_dirty(pool, listed)
-            faults.point("run.before_gc")
-            self.collect_garbage()
-        except BaseException:
+        except BaseException as exc:
             catalog.finish_run(run_id, "crashed", self.report.to_dict())
+            if not isinstance(exc, LeaseLost):  # say so in the shared state too, if it is still ours
+                with contextlib.suppress(Exception):
+                    self.session.commit()
             raise
         finally:
             pool.close()
-        return self.finish()
+        report = self.finish()
+        faults.point("run.before_gc")
+        try:
+            states = self.catalog.day_states(self.pipe.name)
+            self.session.collect_garbage(
+                build_mod.state_garbage(self.ws.day_state_root(self.pipe.name), states)
+            )
+        except LogrollError as exc:  # the run is done and committed; leftovers wait for the next one
+            log.warning("%s: staged parts not cleaned up: %s", self.pipe.name, first_line(exc))
+        return report
+
+    def commit(self, every: float = 0.0) -> None:
+        """Make the catalog's rows durable where the state lives (at most once per `every` seconds)."""
+        with self.commit_lock:
+            if every and time.monotonic() - self.committed < every:
+                return
+            self.session.commit()
+            self.committed = time.monotonic()
 
     def stage_new(self, pool: EnginePool) -> list[FileVersion]:
         """Discover and stage: every new or changed file version under the days' folders."""
@@ -109,12 +135,19 @@ class BatchRun:
             if opts.start and opts.end
             else None
         )
-        listed = discover.list_sources(self.src, pipe, folders, exclude=self._nested_dest())
+        listed, unreadable = discover.list_sources(
+            self.src, pipe, folders, self._nested_dest(), opts.follow_symlinks
+        )
+        for u in unreadable:  # never taken for an empty folder: the run fails, its days wait
+            self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
         listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
         report.files_seen = len(listed)
-        todo = discover.to_stage(listed, self.catalog.files(pipe.name), opts.force)
+        known = self.catalog.files(pipe.name)
+        if opts.prune_missing:
+            self.prune(discover.missing(listed, known, self.src, folders))
+        todo = discover.to_stage(listed, known, opts.force)
         self.emit.phase(
             "stage", len(todo), f"{pipe.name}: run {self.run_id}: {len(todo)} of {len(listed)} files to stage"
         )
@@ -127,11 +160,31 @@ class BatchRun:
         report.quarantine.sort()
         return listed
 
+    def prune(self, gone: list[str]) -> None:
+        """Retract the rows of source files that were deleted: their days rebuild without them."""
+        for uri in gone:
+            self._remove_parts(self.catalog.forget_file(self.pipe.name, uri, self.run_id))
+            self.report.files_forgotten.append(uri)
+            log.info("%s: %s is gone from the source: its rows are retracted", self.pipe.name, uri)
+
+    def drop_empty_days(self, all_parts: dict[str, Any], built: dict[str, dict[str, Any]]) -> None:
+        """A built day none of whose files is left (all retracted): its outputs go, then the day."""
+        for day in sorted(set(built) - set(all_parts)):
+            if self.ws.dest.tables:
+                log.warning("%s: day %s has no input left; its table rows are kept", self.pipe.name, day)
+                continue
+            for rel in built[day]["outputs"]:
+                self.ws.dest.remove(rel)
+            self.catalog.drop_partition(self.pipe.name, day)
+            del built[day]
+            self.report.partitions_dropped.append(day)
+
     def build_dirty(self, pool: EnginePool, listed: list[FileVersion]) -> None:
         """Build (and publish) the requested days and every day new input made dirty."""
         pipe, report, catalog = self.pipe, self.report, self.catalog
         all_parts = catalog.parts(pipe.name)
         built = catalog.partitions(pipe.name)
+        self.drop_empty_days(all_parts, built)
         requested = list(self.opts.requested) if self.opts.requested is not None else None
         if requested:
             listed_days = discover.days_with_files(pipe, [self._relative(f.uri) for f in listed], requested)
@@ -142,6 +195,7 @@ class BatchRun:
                 if row and any(not self.ws.dest.exists(rel) for rel in row["outputs"]):
                     row["fingerprint"] = None
         targets = build_mod.days_to_build(pipe, all_parts, built, requested, self.opts.force)
+        targets = self._hold_back(targets)
         tmp_root = self.ws.work_dir / "tmp" / f"run-{self.run_id}"
         self.emit.phase(
             "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
@@ -172,7 +226,13 @@ class BatchRun:
         def fold(eng: Engine, day: str) -> None:
             try:
                 how = build_mod.fold_day(
-                    eng, catalog, pipe, day, parts=parts.get(day, []), run_id=self.run_id, states=states
+                    eng,
+                    catalog,
+                    pipe,
+                    day,
+                    parts=self.session.local_parts(parts.get(day, [])),
+                    run_id=self.run_id,
+                    states=states,
                 )
             except Exception as exc:  # the day's build later redoes what this left undone
                 error = first_line(exc)
@@ -193,6 +253,7 @@ class BatchRun:
         report.seconds = round(time.monotonic() - self.opts.started, 3)
         faults.point("run.before_finish")
         self.catalog.finish_run(self.run_id, report.status, report.to_dict())
+        self.commit()
         self.emit.emit(
             "run_finished",
             f"{self.pipe.name}: run {self.run_id} {report.status} in {report.seconds:.1f}s",
@@ -229,6 +290,8 @@ class BatchRun:
                     staged: Staged = stager(
                         eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
                     )
+                self.session.keep_parts(staged.part_dir)
+                staged.parts = {d: (n, ws.stored_part(p)) for d, (n, p) in staged.parts.items()}
                 # A remote destination gets the rejected rows too, before the catalog commits.
                 staged.quarantine = keep_quarantine(ws.dest, ws.work_dir, staged.quarantine)
             except FileRejected as exc:
@@ -254,7 +317,7 @@ class BatchRun:
             self.pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, self.run_id
         )
         faults.point("stage.committed")
-        _remove_parts(old)
+        self._remove_parts(old)
         report = self.report
         with self.lock:
             self.staged_days.update(staged.parts)
@@ -277,7 +340,7 @@ class BatchRun:
         old = self.catalog.record_file_problem(
             self.pipe.name, f.uri, f.size, f.version, "rejected", str(exc), self.run_id, q
         )
-        _remove_parts(old)
+        self._remove_parts(old)
         with self.lock:
             self.report.files_rejected.append({"uri": f.uri, "reason": str(exc)})
             self.report.quarantine.append(q)
@@ -293,11 +356,40 @@ class BatchRun:
     def _failed(self, f: FileVersion, exc: Exception) -> None:
         msg = first_line(exc)
         self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        self._unlisted(f.uri, msg)
+
+    def _unlisted(self, uri: str, msg: str) -> None:
+        """A file or folder this run could not read: reported failed, and its days held back."""
         with self.lock:
-            self.report.files_failed.append({"uri": f.uri, "error": msg})
+            self.report.files_failed.append({"uri": uri, "error": msg})
+            self.unread.append(uri)
         self.emit.emit(
-            "file_failed", f"failed {f.uri}: {msg}", level=logging.ERROR, phase="stage", uri=f.uri, error=msg
+            "file_failed", f"failed {uri}: {msg}", level=logging.ERROR, phase="stage", uri=uri, error=msg
         )
+
+    def _hold_back(self, targets: list[str]) -> list[str]:
+        """The days to build, less those an unread file or folder may hold rows for: each is
+        recorded failed (dirty until a run reads all its input) instead of published incomplete."""
+        if not self.unread:
+            return targets
+        held = discover.days_held(self.pipe, [self._relative(u) for u in self.unread], self.opts.lateness)
+        out = []
+        for day in targets:
+            if held is not None and day not in held:
+                out.append(day)
+                continue
+            error = f"not built: its input {self.unread[0]} could not be read (see the failed files); run again once it can"
+            self.catalog.record_partition_failed(self.pipe.name, day, error, self.run_id)
+            self.report.partitions_failed.append({"day": day, "error": error})
+            self.emit.emit(
+                "day_failed",
+                f"day {day} failed: {error}",
+                level=logging.ERROR,
+                phase="build",
+                day=day,
+                error=error,
+            )
+        return out
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(
@@ -312,13 +404,14 @@ class BatchRun:
         pipe, report = self.pipe, self.report
         parts, states = inputs
         try:
+            local = self.session.local_parts(parts)
             res = build_mod.build_day(
                 eng,
                 self.catalog,
                 self.ws.dest,
                 pipe,
                 day,
-                parts=parts,
+                parts=local,
                 built_row=built_row,
                 tmp_root=tmp_root,
                 run_id=self.run_id,
@@ -356,6 +449,7 @@ class BatchRun:
             for rel in res.outputs:
                 report.outputs.append(join(dest_url, rel))
             report.outputs_written.extend(join(dest_url, rel) for rel in res.written)
+        self.commit(every=commit_interval())
         self.emit.emit(
             "day_built",
             f"built {day}{_HOW.get(res.mode, '')}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, "
@@ -366,26 +460,10 @@ class BatchRun:
         )
 
     # ---- helpers -----------------------------------------------------------------------------
-    def collect_garbage(self) -> None:
-        """Staged folders and day state files no catalog row points at: left by a run that died
-        before its commit (or before it removed what its commit replaced)."""
-        states = self.catalog.day_states(self.pipe.name)
-        garbage = build_mod.state_garbage(self.ws.day_state_root(self.pipe.name), states)
-        for f in garbage:
-            faults.point("gc.remove")
-            if f.is_dir():
-                shutil.rmtree(f, ignore_errors=True)
-            else:
-                f.unlink(missing_ok=True)
-        root = self.ws.staged_root(self.pipe.name)
-        if not root.exists():
-            return
-        parts = self.catalog.parts(self.pipe.name)
-        live = {Path(p.path).parent.parent.name for rows in parts.values() for p in rows}
-        for d in root.iterdir():
-            if d.is_dir() and d.name not in live:
-                faults.point("gc.remove")
-                shutil.rmtree(d, ignore_errors=True)
+    def _remove_parts(self, stored: list[str]) -> None:
+        """The local folders of parts a commit replaced (their remote copies: garbage collection)."""
+        for g in stored:
+            shutil.rmtree(Path(self.ws.part_path(g)).parent, ignore_errors=True)
 
     def _nested_dest(self) -> tuple[str, ...]:
         """A destination inside the source (seed 002: raw at the bucket root, results/ below it)
@@ -415,8 +493,3 @@ def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:
         f"no input files for {days} (looked in {where}) and nothing staged for "
         f"{'it' if len(missing) == 1 else 'them'}: check the date and --source"
     )
-
-
-def _remove_parts(globs: list[str]) -> None:
-    for g in globs:
-        shutil.rmtree(Path(g).parent, ignore_errors=True)

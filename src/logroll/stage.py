@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from . import faults
 from .engines import passthrough
 from .engines.base import Engine
-from .errors import FileRejected
+from .errors import EXCERPT_CHARS, FileRejected, safe_text
 from .pipelines import detect
 from .pipelines.base import Pipeline
 
@@ -70,7 +70,7 @@ def check_header(header: list[str], pipeline: Pipeline) -> list[str]:
     """Map header names onto declared columns (exact, then case-insensitive)."""
     dupes = {h for h in header if header.count(h) > 1 and h}
     if dupes:
-        raise FileRejected(f"header repeats column(s) {', '.join(sorted(dupes))}")
+        raise FileRejected(f"header repeats column(s) {safe_text(', '.join(sorted(dupes)), EXCERPT_CHARS)}")
     lowered = {h.lower(): h for h in header}
     resolved = list(header)
     missing = []
@@ -84,7 +84,7 @@ def check_header(header: list[str], pipeline: Pipeline) -> list[str]:
             missing.append(col.header)
     if missing:
         raise FileRejected(
-            f"header lacks required column(s) {', '.join(missing)} (found: {', '.join(header) or 'nothing'})"
+            f"header lacks required column(s) {', '.join(missing)} (found: {safe_text(', '.join(header), EXCERPT_CHARS) if header else 'nothing'})"
         )
     return resolved
 

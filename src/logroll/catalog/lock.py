@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..dates import utc_now
-from ..errors import LockedError
+from ..errors import LeaseLost, LockedError, first_line
 from ..proc import pid_alive
 from . import schema as s
 from .store import Catalog
@@ -45,12 +45,12 @@ def holder(catalog: Catalog, name: str) -> dict[str, Any] | None:
     if row is None:
         return None
     out = dict(row)
-    out["stale"] = _stale(out, TTL)
+    out["stale"] = stale_reason(out, TTL)
     out.pop("token", None)
     return out
 
 
-def _stale(row: dict[str, Any], ttl: float) -> str | None:
+def stale_reason(row: dict[str, Any], ttl: float) -> str | None:
     """Why a holder is known dead, or None when it may still be running."""
     age = (utc_now() - row["heartbeat_at"]).total_seconds()
     if age > ttl:
@@ -66,26 +66,22 @@ def describe(row: dict[str, Any]) -> str:
     return f"pid {row['pid']} on {row['host']} since {started} UTC, last heartbeat {age:.0f}s ago"
 
 
-class _Contended(LockedError):
+class Contended(LockedError):
     """Lost a compare-and-swap race; the caller looks again."""
 
 
-class RunLock:
-    """`with RunLock(catalog, "impressions", wait=60):` holds the pipeline's lock for the block."""
+class HeldLock:
+    """One holder at a time, with a heartbeat; a holder that died is taken over.
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        pipeline: str,
-        *,
-        wait: float = 0.0,
-        ttl: float = TTL,
-        heartbeat: float = HEARTBEAT,
-        poll: float = 0.5,
-    ):
-        self.catalog = catalog
+    Subclasses say how to take (`try_acquire`: None when taken, else the live holder's row),
+    beat (`beat_once`: False when the lock is no longer ours) and free (`free`) the lock;
+    waiting, the heartbeat thread and the messages are here. `with lock:` holds it for a block.
+    """
+
+    what = "this state"
+
+    def __init__(self, pipeline: str, *, wait: float, ttl: float, heartbeat: float, poll: float):
         self.pipeline = pipeline
-        self.name = lock_name(pipeline)
         self.wait = max(0.0, float(wait))
         self.ttl = ttl
         self.heartbeat = heartbeat
@@ -96,14 +92,29 @@ class RunLock:
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
 
+    def try_acquire(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def beat_once(self) -> bool:
+        raise NotImplementedError
+
+    def free(self) -> None:
+        raise NotImplementedError
+
+    def mine(self) -> dict[str, Any]:
+        now = utc_now()
+        return dict(
+            token=self.token, pid=os.getpid(), host=socket.gethostname(), started_at=now, heartbeat_at=now
+        )
+
     def acquire(self) -> None:
         deadline = time.monotonic() + self.wait
         announced = False
         contended = 0
         while True:
             try:
-                row = self._try_acquire()
-            except (_Contended, IntegrityError, OperationalError):
+                row = self.try_acquire()
+            except (Contended, IntegrityError, OperationalError):
                 # Another run inserted or took the lock over in the same instant: look again.
                 contended += 1
                 if contended > 100:
@@ -118,50 +129,28 @@ class RunLock:
             if remaining <= 0:
                 waited = f" after waiting {self.wait:g}s" if self.wait else ""
                 hint = "try again later" if self.wait else "wait for it to finish, or pass --wait SECONDS"
+                running = row.get("pipeline") or self.pipeline
                 raise LockedError(
-                    f"{self.pipeline} is already running on this state ({describe(row)}){waited}: {hint}"
+                    f"{running} is already running on {self.what} ({describe(row)}){waited}: {hint}"
                 )
             if not announced:
                 log.info(
                     "waiting up to %gs for the running %s (%s)",
                     self.wait,
-                    self.pipeline,
+                    row.get("pipeline") or self.pipeline,
                     describe(row),
                     extra={"event": "lock_wait", "pipeline": self.pipeline},
                 )
                 announced = True
             time.sleep(min(self.poll, remaining))
 
-    def _try_acquire(self) -> dict[str, Any] | None:
-        """None when the lock is now ours, else the live holder's row."""
-        now = utc_now()
-        mine = dict(
-            token=self.token, pid=os.getpid(), host=socket.gethostname(), started_at=now, heartbeat_at=now
+    def took_over(self, why: str) -> None:
+        log.warning(
+            "took over the lock of %s from a run that died (%s)",
+            self.pipeline,
+            why,
+            extra={"event": "lock_taken_over", "pipeline": self.pipeline},
         )
-        with self.catalog.engine.begin() as conn:
-            row = conn.execute(select(s.locks).where(s.locks.c.name == self.name)).mappings().first()
-            if row is None:
-                conn.execute(insert(s.locks).values(name=self.name, **mine))
-                return None
-            current = dict(row)
-            why = _stale(current, self.ttl)
-            if why is None:
-                return current
-            # Compare-and-swap on the old token: of two runs taking over at once, one wins.
-            taken = conn.execute(
-                update(s.locks)
-                .where(s.locks.c.name == self.name, s.locks.c.token == current["token"])
-                .values(**mine)
-            ).rowcount
-            if taken == 1:
-                log.warning(
-                    "took over the lock of %s from a run that died (%s)",
-                    self.pipeline,
-                    why,
-                    extra={"event": "lock_taken_over", "pipeline": self.pipeline},
-                )
-                return None
-        raise _Contended()
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -171,22 +160,33 @@ class RunLock:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat):
             try:
-                with self.catalog.engine.begin() as conn:
-                    n = conn.execute(
-                        update(s.locks)
-                        .where(s.locks.c.name == self.name, s.locks.c.token == self.token)
-                        .values(heartbeat_at=utc_now())
-                    ).rowcount
-            except OperationalError as exc:  # a busy catalog: the next beat tries again
-                log.debug("lock heartbeat failed: %s", exc)
+                still_mine = self.beat_once()
+            except Exception as exc:  # a busy catalog or an unreachable store: the next beat tries again
+                log.debug("lock heartbeat failed: %s", first_line(exc))
                 continue
-            if n == 0 and not self.lost:
-                self.lost = True
-                log.error(
-                    "lost the lock of %s: another run took it over after a missed heartbeat",
-                    self.pipeline,
-                    extra={"event": "lock_lost", "pipeline": self.pipeline},
-                )
+            if not still_mine:
+                self.mark_lost()
+
+    def mark_lost(self) -> None:
+        if not self.lost:
+            self.lost = True
+            log.error(
+                "lost the lock of %s: another run took it over after a missed heartbeat",
+                self.pipeline,
+                extra={"event": "lock_lost", "pipeline": self.pipeline},
+            )
+
+    def check(self) -> None:
+        """Raise LeaseLost when the lock is no longer this run's: it must not commit again."""
+        if self.lost:
+            raise LeaseLost(
+                f"{self.pipeline}: another run took over {self.what} while this one was stalled; "
+                "this run stopped before its next commit: run again to continue from the other's"
+            )
+
+    def renew(self) -> None:
+        """Before a commit: raise LeaseLost if the lock is no longer this run's."""
+        self.check()
 
     def release(self) -> None:
         """Free the lock if this object holds it (a no-op otherwise)."""
@@ -197,6 +197,68 @@ class RunLock:
         if self._beater is not None:
             self._beater.join(timeout=10)
             self._beater = None
+        if not self.lost:
+            self.free()
+
+    def __enter__(self) -> HeldLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class RunLock(HeldLock):
+    """The lock row of a pipeline in the catalog: `with RunLock(catalog, "impressions", wait=60):`."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        pipeline: str,
+        *,
+        wait: float = 0.0,
+        ttl: float = TTL,
+        heartbeat: float = HEARTBEAT,
+        poll: float = 0.5,
+    ):
+        super().__init__(pipeline, wait=wait, ttl=ttl, heartbeat=heartbeat, poll=poll)
+        self.catalog = catalog
+        self.name = lock_name(pipeline)
+
+    def try_acquire(self) -> dict[str, Any] | None:
+        mine = self.mine()
+        with self.catalog.engine.begin() as conn:
+            row = conn.execute(select(s.locks).where(s.locks.c.name == self.name)).mappings().first()
+            if row is None:
+                conn.execute(insert(s.locks).values(name=self.name, **mine))
+                return None
+            current = dict(row)
+            why = stale_reason(current, self.ttl)
+            if why is None:
+                return current
+            # Compare-and-swap on the old token: of two runs taking over at once, one wins.
+            taken = conn.execute(
+                update(s.locks)
+                .where(s.locks.c.name == self.name, s.locks.c.token == current["token"])
+                .values(**mine)
+            ).rowcount
+            if taken == 1:
+                self.took_over(why)
+                return None
+        raise Contended()
+
+    def beat_once(self) -> bool:
+        with self.catalog.engine.begin() as conn:
+            n = conn.execute(
+                update(s.locks)
+                .where(s.locks.c.name == self.name, s.locks.c.token == self.token)
+                .values(heartbeat_at=utc_now())
+            ).rowcount
+        return n != 0
+
+    def free(self) -> None:
         for attempt in range(20):
             try:
                 with self.catalog.engine.begin() as conn:
@@ -207,12 +269,3 @@ class RunLock:
             except OperationalError:
                 time.sleep(0.1 * (attempt + 1))
         log.warning("could not release the lock of %s; the next run takes it over", self.pipeline)
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()

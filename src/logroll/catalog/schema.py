@@ -106,3 +106,15 @@ day_states = Table(
     Column("rows_unique", BigInteger, nullable=False),
     Column("run_id", Integer),
 )
+
+# Which destination each pipeline's rows describe: the random id written at the destination
+# (`_logroll/id`), its canonical identity and how it is shown. A state refuses to serve another.
+bindings = Table(
+    "bindings",
+    metadata,
+    Column("pipeline", String(200), primary_key=True),
+    Column("dest_id", String(64), nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("dest", Text, nullable=False),
+    Column("bound_at", DateTime, nullable=False),
+)

@@ -12,19 +12,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import create_engine, delete, event, insert, inspect, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from ..dates import utc_now
-from ..errors import UsageError, first_line
+from ..errors import CatalogCorrupt, DestinationMismatch, StateNotFound, UsageError, first_line
 from ..urls import redact_url
 from . import schema as s
 
 
-def _sqlite_url(path: str) -> str:
-    return f"sqlite:///{Path(path).expanduser().resolve()}"
+def _sqlite_url(path: str, read_only: bool = False) -> str:
+    resolved = Path(path).expanduser().resolve()
+    if read_only:  # SQLite's own read-only mode: nothing is created, a read-only file is fine
+        return f"sqlite:///file:{quote(str(resolved))}?mode=ro&uri=true"
+    return f"sqlite:///{resolved}"
 
 
 @dataclass(frozen=True)
@@ -37,27 +41,53 @@ class PartRow:
 
 
 class Catalog:
-    """The persisted state of every file, day and run."""
+    """The persisted state of every file, day and run.
 
-    def __init__(self, url: str):
-        if "://" not in url:
-            Path(url).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            url = _sqlite_url(url)
-        elif url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    `read_only` (status, report): the state must exist already; nothing is created or written.
+    """
+
+    def __init__(self, url: str, read_only: bool = False):
+        self.shown = redact_url(url)  # also makes the URL's secrets known to urls.scrub
+        self.read_only = read_only
+        if "://" not in url or url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///")).expanduser()
+            if read_only and not path.is_file():
+                raise StateNotFound(
+                    f"no state at {path}: nothing has run here yet (check --dest and --state)"
+                )
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            url = _sqlite_url(str(path), read_only)
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (ArgumentError, ImportError) as exc:
-            raise UsageError(f"cannot open state {redact_url(url)}: {exc}") from None
+            raise UsageError(f"cannot open state {self.shown}: {first_line(exc)}") from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
+        if read_only:
+            try:
+                self._require_tables()
+            except StateNotFound:
+                if not self.url.endswith("mode=ro&uri=true"):
+                    raise
+                # A WAL-mode file in a folder this user cannot write: SQLite cannot make the
+                # shared-memory file a read needs. Read it as a file nobody changes meanwhile.
+                self.engine.dispose()
+                self.url += "&immutable=1"
+                self.engine = create_engine(self.url, future=True)
+                event.listen(self.engine, "connect", _sqlite_read_pragmas)
+                self._require_tables()
+        else:
+            self._create_tables()
+
+    def _create_tables(self) -> None:
         for attempt in range(3):
             try:
                 s.metadata.create_all(self.engine)
-                break
+                return
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
                 # Two processes opening a new state at once both see no table and both create
                 # it: the loser's "already exists" means the tables are there now; look again.
@@ -65,11 +95,34 @@ class Catalog:
                     time.sleep(0.1 * (attempt + 1))
                     continue
                 raise UsageError(
-                    f"cannot open state {redact_url(url)}: {first_line(exc.orig)}; check --state"
+                    f"cannot open state {self.shown}: {first_line(exc.orig)}; check --state"
                 ) from None
+            except DatabaseError as exc:  # e.g. "file is not a database": a damaged or foreign file
+                raise self._corrupt(exc) from None
+
+    def _corrupt(self, exc: DatabaseError) -> CatalogCorrupt:
+        return CatalogCorrupt(
+            f"state {self.shown} is not a readable catalog ({first_line(exc.orig)}): move it "
+            "away and run again (every source file is staged anew), or pass another --state"
+        )
+
+    def _require_tables(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                found = set(inspect(conn).get_table_names())
+        except (OperationalError, ProgrammingError) as exc:
+            raise StateNotFound(
+                f"cannot read state {self.shown}: {first_line(exc.orig)}; check --state"
+            ) from None
+        except DatabaseError as exc:
+            raise self._corrupt(exc) from None
+        if not {"files", "parts", "partitions", "runs"} <= found:
+            raise StateNotFound(
+                f"no logroll state in {self.shown}: nothing has run with it yet (check --state)"
+            )
 
     def __repr__(self) -> str:
-        return f"Catalog({redact_url(self.url)})"
+        return f"Catalog({self.shown})"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -184,6 +237,32 @@ class Catalog:
                 )
         return out
 
+    def forget_file(self, pipeline: str, uri: str, run_id: int) -> list[str]:
+        """Retract a file version whose source is gone: its parts leave the catalog (their days
+        become dirty) and it is recorded as `forgotten`, in one transaction. Returns the paths
+        of the parts it had."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(s.files.c.id).where(s.files.c.pipeline == pipeline, s.files.c.uri == uri)
+            ).first()
+            if row is None:
+                return []
+            old = [r.path for r in conn.execute(select(s.parts.c.path).where(s.parts.c.file_id == row.id))]
+            conn.execute(delete(s.parts).where(s.parts.c.file_id == row.id))
+            conn.execute(
+                update(s.files)
+                .where(s.files.c.id == row.id)
+                .values(status="forgotten", error=None, staged_at=utc_now(), run_id=run_id)
+            )
+        return old
+
+    def drop_partition(self, pipeline: str, day: str) -> None:
+        """Forget a day that has no input left (its outputs were removed first)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(s.partitions).where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
+            )
+
     def partitions(self, pipeline: str) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(s.partitions).where(s.partitions.c.pipeline == pipeline)).mappings()
@@ -244,6 +323,38 @@ class Catalog:
         self._set_partition(
             pipeline, day, dict(status="failed", fingerprint=None, error=error, run_id=run_id)
         )
+
+    # ---- the destination this state serves --------------------------------------------------
+    def binding(self, pipeline: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("bindings"):
+                return None  # a state written before bindings existed, read read-only
+            row = conn.execute(select(s.bindings).where(s.bindings.c.pipeline == pipeline)).mappings().first()
+        return dict(row) if row else None
+
+    def bind(self, pipeline: str, dest_id: str, identity: str, shown: str) -> None:
+        """Record that `pipeline`'s rows describe destination `dest_id`, or refuse (one line naming
+        the fix) when they describe another one. A state from before identities is bound now."""
+        row = self.binding(pipeline)
+        if row is not None and row["dest_id"] != dest_id:
+            if row["identity"] == identity:
+                raise DestinationMismatch(
+                    f"the state {self.shown} was kept for an earlier {shown} (id {row['dest_id']}), which "
+                    f"was emptied or recreated (its _logroll/id is now {dest_id}): if it is the same, put "
+                    f"back _logroll/id with id {row['dest_id']}; else give {pipeline} a new --state"
+                )
+            raise DestinationMismatch(
+                f"the state {self.shown} serves {pipeline} for {row['dest']}, not for {shown}: "
+                "give this destination a --state of its own"
+            )
+        if self.read_only or (row is not None and row["identity"] == identity and row["dest"] == shown):
+            return
+        values = dict(dest_id=dest_id, identity=identity, dest=shown, bound_at=utc_now())
+        with self.engine.begin() as conn:
+            if row is None:
+                conn.execute(insert(s.bindings).values(pipeline=pipeline, **values))
+            else:  # the same destination under another spelling (or copied with its state)
+                conn.execute(update(s.bindings).where(s.bindings.c.pipeline == pipeline).values(**values))
 
     # ---- runs ----------------------------------------------------------------------------
     def start_run(self, pipeline: str) -> int:
@@ -320,6 +431,12 @@ def _put_state(conn: Any, pipeline: str, day: str, state: dict[str, Any] | None,
         run_id=run_id,
     )
     _put(conn, s.day_states, pipeline, day, values)
+
+
+def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

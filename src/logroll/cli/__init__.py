@@ -27,20 +27,23 @@ def main() -> None:
     code = answer(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    commands()()
+    commands()
+    from .app import main as full_run
+
+    full_run()
 
 
 def commands() -> Any:
     """The Typer app with every command registered."""
     from . import ingest, run, schedule, stream, tools  # noqa: F401  (run, schedule, tools add their commands)
-    from .app import app
+    from .app import app, command
 
     if not getattr(app, "_logroll_complete", False):
         # After those of run, schedule and tools, in the order --help lists them.
-        app.command("scan")(ingest.scan)
-        app.command("work")(ingest.work)
-        app.command("retry")(ingest.retry)
-        app.command()(stream.stream)
+        command("scan")(ingest.scan)
+        command("work")(ingest.work)
+        command("retry")(ingest.retry)
+        command()(stream.stream)
         app._logroll_complete = True  # type: ignore[attr-defined]
     # `from .app import ...` bound the submodule to this name; the app is what callers mean.
     globals()["app"] = app

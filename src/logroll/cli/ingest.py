@@ -14,9 +14,11 @@ import typer
 from ..errors import UsageError
 from ..storage import s3
 from ..units import DEFAULT_MEMORY_LIMIT
-from .app import call, fail
+from .app import LogFormat, call, command_logging, fail
 
-PipelineArg = Annotated[str, typer.Argument(help="ingest (the only pipeline with a scanner and job queue).")]
+PipelineArg = Annotated[
+    str, typer.Argument(metavar="PIPELINE", help="ingest (the only pipeline with a scanner and job queue).")
+]
 StateOpt = Annotated[
     str | None,
     typer.Option(
@@ -46,30 +48,36 @@ SourceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")]
 BatchBytes = Annotated[
     str | None,
-    typer.Option("--batch-bytes", help="Group files into jobs of up to this size [default: 256MB]."),
+    typer.Option(
+        "--batch-bytes",
+        help="Group files into jobs of up to this size [default: 256MB, or ingest: in logroll.yaml].",
+    ),
 ]
 MaxWait = Annotated[
     str | None,
     typer.Option(
-        "--max-wait", help="A smaller group becomes a job once its oldest file waited this long [10m]."
+        "--max-wait",
+        help="A smaller group becomes a job once its oldest file waited this long (--flush: at once) "
+        "[default: 10m].",
     ),
 ]
 Overlap = Annotated[
     str | None,
     typer.Option(
         "--overlap",
-        help="Re-list files this much older than the newest one recorded, for late listings [1h].",
+        help="Re-list files this much older than the newest one recorded, for late listings [default: 1h].",
     ),
 ]
 MaxAttempts = Annotated[
-    int | None, typer.Option("--max-attempts", help="Attempts per job before it is left FAILED [3].")
+    int | None, typer.Option("--max-attempts", help="Attempts per job before it is left FAILED [default: 3].")
 ]
 Lease = Annotated[
     str | None,
-    typer.Option("--lease", help="A worker silent this long loses its job to another worker [60s]."),
+    typer.Option("--lease", help="A worker silent this long loses its job to another worker [default: 60s]."),
 ]
 Backoff = Annotated[
-    str | None, typer.Option("--backoff", help="Wait before the 2nd attempt; doubles after each [30s].")
+    str | None,
+    typer.Option("--backoff", help="Wait before the 2nd attempt; doubles after each [default: 30s]."),
 ]
 WorkDirOpt = Annotated[
     str | None,
@@ -87,7 +95,7 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="logroll.yaml with an ingest: section [./logroll.yaml].",
+        help="logroll.yaml with an ingest: section [default: ./logroll.yaml if present].",
         envvar="LOGROLL_CONFIG",
     ),
 ]
@@ -131,12 +139,14 @@ def scan(
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     config: ConfigOpt = None,
+    log_format: LogFormat = "text",
     as_json: JsonOpt = False,
 ) -> None:
     """Record new files in the scanner table and group them into jobs (safe to run from cron)."""
     from .. import ingest
 
     _check(pipeline, "scan")
+    command_logging(log_format)
     opts = call(s3.options_for, [source], endpoint_url, aws_config)
     report = call(
         ingest.scan,
@@ -167,26 +177,31 @@ def work(
     ] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between polls with --follow.")] = 5.0,
     worker_id: Annotated[
-        str | None, typer.Option("--worker-id", help="Name in the job table [HOST:PID].")
+        str | None, typer.Option("--worker-id", help="Name in the job table [default: HOST:PID].")
     ] = None,
     memory_limit: Annotated[
         str,
         typer.Option(
             "--memory-limit",
             help=f"Staging memory cap per worker [default: {DEFAULT_MEMORY_LIMIT['duckdb']}].",
+            show_default=False,
         ),
     ] = DEFAULT_MEMORY_LIMIT["duckdb"],
-    threads: Annotated[int | None, typer.Option("--threads", help="Staging threads per worker.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Staging threads per worker [default: all cores].")
+    ] = None,
     work_dir: WorkDirOpt = None,
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     config: ConfigOpt = None,
+    log_format: LogFormat = "text",
     as_json: JsonOpt = False,
 ) -> None:
     """Claim jobs and load their files into the destination, exactly once each (start several)."""
     from .. import ingest
 
     _check(pipeline, "work")
+    command_logging(log_format)
     # Jobs name their files by URI, so options are resolved up front; local files ignore them.
     opts = call(s3.storage_options, endpoint_url, aws_config)
     report = call(
@@ -212,7 +227,7 @@ def work(
 
 
 def retry(
-    job: Annotated[int, typer.Argument(help="Job id (see `logroll status ingest`).")],
+    job: Annotated[int, typer.Argument(metavar="JOB", help="Job id (see `logroll status ingest`).")],
     state: StateOpt = None,
     dest: DestOpt = None,
     config: ConfigOpt = None,
@@ -269,47 +284,6 @@ def status(*, state: str | None, dest: str | None, as_json: bool, config: str | 
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .views import print_ingest
 
-    console = Console()
-    files, jobs, rows = info["files"], info["jobs"], info["rows"]
-    console.print(f"ingest — state {info['state']}", markup=False)
-    console.print(
-        f"files: {files['scanned']} SCANNED (waiting for a job), {files['sent_for_etl']} SENT_FOR_ETL; "
-        f"newest modified {files['newest_modified_time'] or '-'}",
-        markup=False,
-    )
-    console.print(
-        f"jobs: {jobs['NEW']} NEW, {jobs['PROCESSING']} PROCESSING, {jobs['LOADED']} LOADED, {jobs['FAILED']} FAILED",
-        markup=False,
-    )
-    console.print(
-        f"rows: {rows['loaded']} loaded, {rows['rejected']} rejected, {rows['read']} read", markup=False
-    )
-    if info["schema"]:
-        console.print(
-            f"schema: {len(info['schema']['columns'])} columns, {info['schema']['origin']}", markup=False
-        )
-    if info["recent_jobs"]:
-        table = Table(title="recent jobs")
-        for col in ("job", "status", "files", "bytes", "attempts", "worker", "rows", "rejected", "modified"):
-            table.add_column(col)
-        for j in info["recent_jobs"]:
-            table.add_row(
-                str(j["job"]),
-                j["status"],
-                str(j["files"]),
-                str(j["size_in_bytes"]),
-                str(j["attempts"]),
-                j["worker"] or "",
-                str(j["rows_loaded"] if j["rows_loaded"] is not None else ""),
-                str(j["rows_rejected"] if j["rows_rejected"] is not None else ""),
-                str(j["modified_time"]),
-            )
-        console.print(table)
-    for f in info["failures"]:
-        console.print(
-            f"FAILED job {f['job']} ({f['attempts']} attempt(s)): {f['reason']} — `logroll retry {f['job']}`",
-            markup=False,
-        )
+    print_ingest(info)

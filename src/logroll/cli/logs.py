@@ -13,8 +13,9 @@ import logging
 import sys
 from typing import IO, Any
 
-from ..errors import UsageError
+from ..errors import UsageError, safe_text
 from ..events import PROGRESS_EVENTS
+from ..urls import scrub
 
 FORMATS = ("text", "json")
 _OPTIONAL = ("run_id", "uri", "error", "phase", "done", "total", "next_run", "status")
@@ -48,6 +49,21 @@ class HideProgressLines(logging.Filter):
         return not (record.levelno <= logging.INFO and getattr(record, "event", None) in PROGRESS_EVENTS)
 
 
+class EscapeControl(logging.Filter):
+    """The one place log lines are made safe: a file name or a value holding terminal escapes,
+    newlines or bidi overrides is shown escaped (errors.safe_text), never passed to the terminal
+    or split into two log lines; a secret a library echoed from a URL it was given is masked
+    (urls.scrub), the last line of defence after redact_url."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = safe_text(scrub(record.getMessage())), None
+        for key in ("error", "uri"):
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                setattr(record, key, safe_text(scrub(value)))
+        return True
+
+
 def setup(fmt: str = "text", level: int = logging.INFO, stream: IO[str] | None = None) -> Any:
     """Route the `logroll` logger. Returns the Rich console when logging to a terminal, else None."""
     if fmt not in FORMATS:
@@ -63,11 +79,14 @@ def setup(fmt: str = "text", level: int = logging.INFO, stream: IO[str] | None =
         from rich.logging import RichHandler
 
         console = Console(file=stream)
-        handler = RichHandler(console=console, show_path=False, show_time=True, omit_repeated_times=False)
+        handler = RichHandler(
+            console=console, show_path=False, show_time=True, omit_repeated_times=False, markup=False
+        )
         handler.setFormatter(logging.Formatter("%(message)s", "%H:%M:%S"))
     else:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(EscapeControl())
     root = logging.getLogger("logroll")
     root.handlers[:] = [handler]
     root.setLevel(level)

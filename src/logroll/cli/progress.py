@@ -25,6 +25,30 @@ _PHASES = {"stage": "stage files", "build": "build days"}
 _STEP_EVENTS = {"file_staged", "file_rejected", "file_failed", "day_built", "day_failed"}
 
 
+class StreamLine:
+    """The stream's progress line, drawn by Rich on the console the log lines go through, so a
+    log line is printed above the progress line instead of onto it."""
+
+    def __init__(self, console: Any):
+        from rich.live import Live
+        from rich.text import Text
+
+        self._text = Text
+        self.live = Live(Text(""), console=console, transient=False, auto_refresh=False)
+        self.started = False
+
+    def show(self, text: str) -> None:
+        if not self.started:
+            self.live.start()
+            self.started = True
+        self.live.update(self._text(text), refresh=True)
+
+    def end(self) -> None:
+        if self.started:
+            self.live.stop()
+            self.started = False
+
+
 class RunProgress:
     def __init__(self, console: Any):
         self.progress = Progress(

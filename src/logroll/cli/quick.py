@@ -38,11 +38,11 @@ from ..events import Emitter
 from ..pipelines.base import Pipeline
 from ..report import RunReport
 from ..storage.files import FileVersion, is_local, local_url
-from ..urls import redact_url
+from ..urls import identity, redact_url
 
 # The catalog tables of a batch pipeline's state. Any other table (a newer logroll's) may hold
 # something this module does not check: the full run is asked then.
-KNOWN_TABLES = {"files", "parts", "partitions", "runs", "locks", "day_states", "sqlite_sequence"}
+KNOWN_TABLES = {"files", "parts", "partitions", "runs", "locks", "day_states", "bindings", "sqlite_sequence"}
 _VALUED = {"--source": "source", "-s": "source", "--dest": "dest", "-d": "dest", "--to": "to"}
 _VALUED |= {"--lateness": "lateness", "--initials": "initials", "--log-format": "log_format"}
 _VALUED |= {"--threads": "threads", "--parallel": "parallel"}
@@ -149,18 +149,32 @@ def _nothing_to_do(cmd: Command, started: float) -> int:
     if not (is_local(opts["source"]) and is_local(opts["dest"])) or "://" in opts["dest"]:
         raise HandOver("not local folders")
     src, dest = local_url(opts["source"]), local_url(opts["dest"])
-    state = Path(dest) / "_logroll" / "catalog.sqlite"  # workspace.open_workspace, a local folder
+    work = Path(dest) / "_logroll"  # workspace.open_workspace, a local folder
+    state = work / "catalog.sqlite"
     if not Path(src).is_dir() or not state.is_file() or src.rstrip("/") == dest.rstrip("/"):
         raise HandOver("no source folder, no state yet, or --dest is the source")
+    if (work / "stream" / f"{pipe.name}.sqlite").exists():  # api refuses a destination streamed into
+        raise HandOver("a stream writes this destination")
+    binding = (_dest_id(work / "id"), identity(dest), redact_url(dest))
     folders = discover.day_folders(pipe, start, end, lateness) if start and end else None
     exclude = (dest,) if dest.startswith(src.rstrip("/") + "/") else ()
     listed = list_local(src, folders, pipe, exclude)
     report = RunReport(pipeline=pipe.name, engine="duckdb", state=redact_url(str(state)))
     report.files_seen = len(listed)
-    checks = _Checks(pipe, src, dest, listed, requested)
+    checks = _Checks(pipe, src, dest, listed, requested, binding)
     report.run_id = record_if_idle(state, pipe.name, checks, report, started)
     _say(cmd, pipe, report)
     return 0
+
+
+def _dest_id(path: Path) -> str:
+    """The id in the destination's `_logroll/id` (workspace.Workspace.dest_id), as it is written."""
+    try:
+        return str(json.loads(path.read_bytes())["id"])
+    except FileNotFoundError:
+        raise HandOver("no destination id yet") from None
+    except (ValueError, KeyError, TypeError):
+        raise HandOver("a destination id this version does not read") from None
 
 
 def list_local(
@@ -213,9 +227,12 @@ class _Checks:
     dest: str
     listed: list[FileVersion]
     requested: tuple[str, ...] | None
+    binding: tuple[str, str, str]  # (dest id, identity, shown): catalog.Catalog.bind's row as it stands
 
     def __call__(self, read: Callable[[str], list[tuple[Any, ...]]]) -> None:
         name = self.pipe.name
+        if [tuple(r) for r in read("SELECT dest_id, identity, dest FROM bindings")] != [self.binding]:
+            raise HandOver("the state's binding to its destination is not this one's (or none yet)")
         known = {u: {"version": v, "status": s} for u, v, s in read("SELECT uri, version, status FROM files")}
         if discover.to_stage(self.listed, known, False):
             raise HandOver("a file to stage")
@@ -256,7 +273,7 @@ def record_if_idle(state: Path, pipeline: str, checks: _Checks, report: RunRepor
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if (
             not tables <= KNOWN_TABLES
-            or not {"files", "parts", "partitions", "runs", "locks", "day_states"} <= tables
+            or not {"files", "parts", "partitions", "runs", "locks", "day_states", "bindings"} <= tables
         ):
             raise HandOver("a catalog this version does not know")
         begun = utc_now()

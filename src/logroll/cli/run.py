@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,24 +21,25 @@ from .app import (
     Json,
     LogFormat,
     MemoryLimit,
+    Pipeline,
     Source,
     State,
     Threads,
     TimestampColumn,
     Wait,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
 )
 
-PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
 DateArg = Annotated[
     str | None,
     typer.Argument(
-        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day."
+        metavar="DATE",
+        help="Event day (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, MM/DD/YYYY). Omit to catch up on every dirty day.",
     ),
 ]
 To = Annotated[str | None, typer.Option("--to", help="Last day of an inclusive range.")]
@@ -68,10 +68,20 @@ StageOnly = Annotated[
         "minutes; a later run builds the days (each from its kept rows, so that is cheap too).",
     ),
 ]
+PruneMissing = Annotated[
+    bool,
+    typer.Option(
+        "--prune-missing",
+        help="Retract the rows of source files deleted since they were staged and rebuild their "
+        "days [default: a deleted file's rows are kept].",
+    ),
+]
 Engine = Annotated[
     str | None,
     typer.Option(
-        "--engine", help="duckdb (default) or spark (pip install 'logroll[spark]').", envvar="LOGROLL_ENGINE"
+        "--engine",
+        help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+        envvar="LOGROLL_ENGINE",
     ),
 ]
 Master = Annotated[
@@ -104,11 +114,19 @@ OutputFormat = Annotated[
         envvar="LOGROLL_FORMAT",
     ),
 ]
+FollowSymlinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Read files and folders that links under --source point to outside it "
+        "[default: skip them with a warning; input.follow_symlinks in logroll.yaml].",
+    ),
+]
 
 
-@app.command()
+@command()
 def run(
-    pipeline: PipelineArg,
+    pipeline: Pipeline,
     date: DateArg = None,
     *,
     source: Source = None,
@@ -122,6 +140,7 @@ def run(
     timestamp_column: TimestampColumn = None,
     force: Force = False,
     stage_only: StageOnly = False,
+    prune_missing: PruneMissing = False,
     engine: Engine = None,
     master: Master = None,
     spark_conf: SparkConf = None,
@@ -135,28 +154,15 @@ def run(
     aws_config: AwsConfig = None,
     as_json: Json = False,
     output_format: OutputFormat = None,
+    follow_symlinks: FollowSymlinks = False,
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli/ingest.py
-        if (engine and engine != "duckdb") or master or spark_conf:
-            # Each file is loaded on its own as it lands: there is no day build to distribute.
-            fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
-        if stage_only:  # it has no day to build later
-            fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
-        from .ingest import run as run_ingest
-
-        return run_ingest(
-            source=source,
-            dest=dest,
-            state=state,
-            work_dir=work_dir,
-            memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"],
-            threads=threads,
-            endpoint_url=endpoint_url,
-            aws_config=aws_config,
-            as_json=as_json,
-            config=config,
-        )
+        settings = dict(source=source, dest=dest, state=state, work_dir=work_dir, threads=threads)
+        settings.update(memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"], config=config)
+        settings.update(endpoint_url=endpoint_url, aws_config=aws_config, as_json=as_json)
+        spark = bool((engine and engine != "duckdb") or master or spark_conf)
+        return _run_ingest(settings, spark=spark, stage_only=stage_only, log_format=log_format)
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
     flags = dict(source=source, dest=dest, state=state, initials=initials, lateness=lateness, engine=engine)
     flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
@@ -174,6 +180,7 @@ def run(
             date,
             to=to,
             force=force,
+            prune_missing=prune_missing,
             **opts,
             parallel=parallel,
             wait=wait,
@@ -181,15 +188,28 @@ def run(
             storage_options=storage_options,
             output_format=output_format,
             stage_only=stage_only,
+            follow_symlinks=follow_symlinks,
         )
     typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":
         raise typer.Exit(1)
 
 
-@app.command()
+def _run_ingest(settings: dict[str, Any], *, spark: bool, stage_only: bool, log_format: str) -> None:
+    """`logroll run ingest`: its settings checked, then cli/ingest.py's run."""
+    if spark:  # each file is loaded on its own as it lands: there is no day build to distribute
+        fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+    if stage_only:  # it has no day to build later
+        fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
+    from .ingest import run as run_ingest
+
+    command_logging(log_format)
+    return run_ingest(**settings)
+
+
+@command()
 def status(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
     *,
     dest: Dest = None,
     source: Annotated[
@@ -197,10 +217,10 @@ def status(
     ] = None,
     config: ConfigFile = None,
     all_files: Annotated[
-        bool, typer.Option("--files", help="List every processed file (default: the last 20).")
+        bool, typer.Option("--files", help="List every processed file [default: the last 20].")
     ] = False,
     all_days: Annotated[
-        bool, typer.Option("--all-days", help="List every day (default: days not built + the last 30).")
+        bool, typer.Option("--all-days", help="List every day [default: days not built + the last 30].")
     ] = False,
     state: State = None,
     work_dir: WorkDir = None,
@@ -218,6 +238,12 @@ def status(
     from .. import api
 
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:  # the destination of `logroll stream`: its inputs and checkpoints
+        from .views import print_stream
+
+        typer.echo(json.dumps(streamed, sort_keys=True)) if as_json else print_stream(streamed)
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     info = call(
         api.status,
@@ -230,20 +256,6 @@ def status(
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))
         return
-    from rich.console import Console
+    from .views import print_status
 
-    from .views import print_days, print_processed, print_runs
-
-    # Piped or redirected, Rich would wrap at 80 columns; a log file reads better unwrapped.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    print_days(console, info, all_days)
-    files = info["files"]
-    console.print(
-        f"files staged {files['staged']}, rejected {len(files['rejected'])}, failed {len(files['failed'])}"
-    )
-    for f in files["rejected"]:
-        console.print(f"  rejected {f['uri']}: {f['reason']}", markup=False)
-    for f in files["failed"]:
-        console.print(f"  failed {f['uri']}: {f['error']}", markup=False)
-    print_processed(console, info.get("processed", []), all_files)
-    print_runs(console, info["runs"][:10])
+    print_status(info, all_days, all_files)

@@ -9,6 +9,7 @@ import typer
 from .. import config as config_mod
 from ..errors import UsageError
 from ..storage import s3
+from ..urls import without_userinfo
 from .app import (
     AwsConfig,
     ConfigFile,
@@ -17,19 +18,19 @@ from .app import (
     Initials,
     LogFormat,
     MemoryLimit,
+    Pipeline,
     Source,
     State,
     Threads,
     TimestampColumn,
     WorkDir,
-    app,
     call,
+    command,
     command_logging,
     fail,
     require,
 )
 
-PipelineArg = Annotated[str, typer.Argument(help="impressions, or a pipeline from logroll.yaml.")]
 Cron = Annotated[
     str,
     typer.Option(
@@ -41,10 +42,19 @@ Cron = Annotated[
 Layout = Annotated[
     str | None,
     typer.Option(
-        "--layout", help="strftime pattern of the date folders under --source.", envvar="LOGROLL_LAYOUT"
+        "--layout",
+        help="strftime pattern of the date folders under --source [default: %Y/%m/%d].",
+        envvar="LOGROLL_LAYOUT",
     ),
 ]
-Engine = Annotated[str | None, typer.Option("--engine", help="duckdb (default).", envvar="LOGROLL_ENGINE")]
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="duckdb or spark (pip install 'logroll[spark]') [default: duckdb].",
+        envvar="LOGROLL_ENGINE",
+    ),
+]
 Parallel = Annotated[
     int, typer.Option("--parallel", help="Files and days at once in each run.", envvar="LOGROLL_PARALLEL")
 ]
@@ -67,9 +77,9 @@ LogFile = Annotated[
 ]
 
 
-@app.command()
+@command()
 def schedule(
-    pipeline: PipelineArg,
+    pipeline: Pipeline,
     cron: Cron,
     *,
     source: Source = None,
@@ -140,14 +150,18 @@ def print_crontab_line(
     endpoint_url: str | None,
     aws_config: str | None,
 ) -> None:
-    """The crontab line: flags spelled out (cron has no LOGROLL_* variables), paths absolute."""
+    """The crontab line: flags spelled out (cron has no LOGROLL_* variables), paths absolute, and
+    no secret: a URL holding one is left to its variable, on a line of its own above it."""
     from . import scheduler as sched
 
-    args = ["run", pipeline, "--source", sched.absolute_location(opts["source"])]
-    args += ["--dest", sched.absolute_location(opts["dest"])]
-    state, hidden = sched.crontab_state(opts.get("state"))
-    if state:
-        args += ["--state", state]
+    args = ["run", pipeline]
+    hidden = []
+    for flag, key in (("--source", "source"), ("--dest", "dest"), ("--state", "state")):
+        value, secret = sched.crontab_location(opts.get(key))
+        if value:
+            args += [flag, value]
+        if secret:
+            hidden.append(f"LOGROLL_{key.upper()}=...")
     if config:
         args += ["--config", sched.absolute_location(config)]
     for flag, key in (
@@ -165,7 +179,11 @@ def print_crontab_line(
     if parallel != 1:
         args += ["--parallel", str(parallel)]
     if endpoint_url:
-        args += ["--endpoint-url", endpoint_url]
+        # http://KEY:SECRET@host: the endpoint goes in the line, the pair in AWS_* variables.
+        endpoint, user, password = without_userinfo(endpoint_url)
+        args += ["--endpoint-url", endpoint]
+        if user or password:
+            hidden.append("AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...")
     if aws_config:
         args += ["--aws-config", sched.absolute_location(aws_config)]
     if log_format != "text":
@@ -180,7 +198,7 @@ def print_crontab_line(
     typer.echo(sched.crontab_line(cron, args, sched.absolute_location(log_file)))
     if hidden:
         typer.echo(
-            "logroll: note: --state holds a password, left out of the line: put LOGROLL_STATE=... on a line "
-            "of its own above it in the crontab (or use ~/.pgpass)",
+            f"logroll: note: secrets were left out of the line: put {' '.join(hidden)} on a line of its own "
+            "above it in the crontab (or use ~/.pgpass, an AWS profile)",
             err=True,
         )

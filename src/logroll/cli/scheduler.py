@@ -30,7 +30,7 @@ from croniter import croniter
 
 from .. import proc
 from ..errors import LockedError, LogrollError, UsageError, first_line
-from ..urls import redact_url
+from ..urls import has_secret
 
 log = logging.getLogger("logroll")
 
@@ -236,17 +236,17 @@ def serve(
 ) -> int:
     """Run `pipeline` at every `cron` slot until SIGTERM/SIGINT; returns the number of failed runs."""
     from .. import api
-    from ..catalog import Catalog
-    from ..workspace import open_workspace
+    from ..errors import StateNotFound
+    from ..workspace import open_workspace, read_state
 
     cron = check_cron(cron)
     pipe = api.resolve(pipeline)
-    ws = open_workspace(dest, state, work_dir, storage_options)
-    catalog = Catalog(ws.state)
+    ws = open_workspace(dest, state, work_dir, storage_options, read_only=True)
     try:
-        last = last_run_started(catalog, pipe.name)
-    finally:
-        catalog.close()
+        with read_state(ws, pipe.name) as session:
+            last = last_run_started(session.catalog, pipe.name)
+    except StateNotFound:
+        last = None  # nothing has run yet: nothing to catch up on
 
     def job(_slot: dt.datetime) -> Any:
         return api.run(
@@ -293,11 +293,11 @@ def absolute_location(url: str) -> str:
     return str(Path(url.removeprefix("file://")).expanduser().absolute())
 
 
-def crontab_state(state: str | None) -> tuple[str | None, bool]:
-    """The --state to write into a crontab line (None: leave it to LOGROLL_STATE), and whether
-    it was left out because it holds a password."""
-    if state is None:
+def crontab_location(value: str | None) -> tuple[str | None, bool]:
+    """A --source, --dest or --state to write into a crontab line (None: leave it to its LOGROLL_*
+    variable), and whether it was left out because it holds a secret (urls.has_secret)."""
+    if value is None:
         return None, False
-    if redact_url(state) != state:
-        return None, True  # never write a password into a crontab: LOGROLL_STATE carries it
-    return absolute_location(state) if "://" not in state else state, False
+    if has_secret(value):
+        return None, True  # never write a secret into a crontab: a variable line above it carries it
+    return absolute_location(value), False

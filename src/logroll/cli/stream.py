@@ -6,75 +6,88 @@ Errors and logging go through cli/app.py like every command's.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..storage import s3
-from .app import call
+from .app import Json, LogFormat, call, command_logging
+
+StreamPipeline = Annotated[
+    str, typer.Argument(metavar="PIPELINE", help="weblogs (the pipeline with a stream mode).")
+]
+StreamDest = Annotated[
+    str,
+    typer.Option(
+        "--dest",
+        "-d",
+        help="A folder or bucket (files per event day, as `run` writes them), duckdb:///FILE or "
+        "postgresql://user@host/db (tables, current at every commit); never a destination `run` writes.",
+        envvar="LOGROLL_DEST",
+    ),
+]
+Follow = Annotated[
+    str | None,
+    typer.Option(
+        "--follow",
+        "-f",
+        help="Read this file as it grows (like tail -F), resuming from its checkpoint "
+        "[default: standard input].",
+    ),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Lines per micro-batch (one transaction each).")]
+MaxDelay = Annotated[
+    float,
+    typer.Option("--max-delay", help="Commit a micro-batch at most this many seconds after its first line."),
+]
+StopAtEof = Annotated[
+    bool, typer.Option("--stop-at-eof", help="With --follow: stop at the end of the file instead of waiting.")
+]
+StreamFormat = Annotated[
+    str | None,
+    typer.Option("--format", help="Files as csv or parquet [default: csv].", envvar="LOGROLL_FORMAT"),
+]
+PublishInterval = Annotated[
+    float,
+    typer.Option(
+        "--publish-interval",
+        help="A folder destination: rewrite the changed days' files every this many seconds (and at the end).",
+    ),
+]
+StreamWorkDir = Annotated[
+    str | None,
+    typer.Option("--work-dir", help="Local folder for the stream's state.", envvar="LOGROLL_WORK_DIR"),
+]
+Progress = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="A progress line on stderr [default: on a terminal]."),
+]
 
 
 def stream(
-    pipeline: Annotated[str, typer.Argument(help="weblogs (the pipeline with a stream mode).")],
+    pipeline: StreamPipeline,
     *,
-    dest: Annotated[
-        str,
-        typer.Option(
-            "--dest",
-            "-d",
-            help="A folder or bucket (files per event day, as `run` writes them), duckdb:///FILE or "
-            "postgresql://user@host/db (tables, current at every commit).",
-            envvar="LOGROLL_DEST",
-        ),
-    ],
-    follow: Annotated[
-        str | None,
-        typer.Option(
-            "--follow",
-            "-f",
-            help="Read this file as it grows (like tail -F), resuming from its checkpoint; "
-            "default: standard input.",
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Lines per micro-batch (one transaction each).")
-    ] = 100,
-    max_delay: Annotated[
-        float,
-        typer.Option(
-            "--max-delay", help="Commit a micro-batch at most this many seconds after its first line."
-        ),
-    ] = 1.0,
-    stop_at_eof: Annotated[
-        bool,
-        typer.Option("--stop-at-eof", help="With --follow: stop at the end of the file instead of waiting."),
-    ] = False,
-    output_format: Annotated[
-        str | None,
-        typer.Option("--format", help="Files as csv (default) or parquet.", envvar="LOGROLL_FORMAT"),
-    ] = None,
-    publish_interval: Annotated[
-        float,
-        typer.Option(
-            "--publish-interval",
-            help="A folder destination: rewrite the changed days' files every this many seconds (and at the end).",
-        ),
-    ] = 5.0,
-    work_dir: Annotated[
-        str | None,
-        typer.Option("--work-dir", help="Local folder for the stream's state.", envvar="LOGROLL_WORK_DIR"),
-    ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="A progress line on stderr [default: on a terminal]."),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")
-    ] = False,
+    dest: StreamDest,
+    follow: Follow = None,
+    batch_size: BatchSize = 100,
+    max_delay: MaxDelay = 1.0,
+    stop_at_eof: StopAtEof = False,
+    output_format: StreamFormat = None,
+    publish_interval: PublishInterval = 5.0,
+    work_dir: StreamWorkDir = None,
+    progress: Progress = None,
+    log_format: LogFormat = "text",
+    as_json: Json = False,
 ) -> None:
     """Commit JSON lines from stdin or a followed file one micro-batch at a time; Ctrl-C stops cleanly."""
     from .. import api
 
+    console = command_logging(log_format, console=True)
+    line: Any = progress
+    if console is not None and progress is not False:
+        from .progress import StreamLine
+
+        line = StreamLine(console)  # log lines go above it, not onto it
     storage_options = call(s3.options_for, [dest])
     report = call(
         api.stream,
@@ -88,7 +101,7 @@ def stream(
         publish_interval=publish_interval,
         work_dir=work_dir,
         storage_options=storage_options,
-        progress=progress,
+        progress=line,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))

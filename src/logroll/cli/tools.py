@@ -16,18 +16,19 @@ from .app import (
     Dest,
     EndpointUrl,
     Json,
+    Pipeline,
     State,
     WorkDir,
-    app,
     call,
+    command,
     fail,
     require,
 )
 
 
-@app.command("report")
+@command("report")
 def html_report(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name.")],
+    pipeline: Pipeline,
     *,
     dest: Dest = None,
     out: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "report.html",
@@ -45,9 +46,20 @@ def html_report(
     from .. import api
     from .. import htmlreport as report_mod
 
+    if pipeline == "ingest":  # the scanner and job tables: what `logroll status ingest` shows
+        from .. import ingest
+
+        info = call(ingest.status, state=state, dest=dest, config=config)
+        typer.echo(f"wrote {call(report_mod.build_summary, 'ingest', info, out)} (ingest jobs and files)")
+        return
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
+    streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
+    if streamed is not None:
+        path = call(report_mod.build_summary, "stream", streamed, out)
+        typer.echo(f"wrote {path} ({len(streamed['inputs'])} stream input(s), {streamed['events']:,} events)")
+        return
     storage_options = call(s3.options_for, [opts["dest"]], endpoint_url, aws_config)
     path, data = call(
         report_mod.build,
@@ -64,7 +76,7 @@ def html_report(
     )
 
 
-@app.command()
+@command()
 def validate(
     config: ConfigFile = None,
     show: Annotated[
@@ -89,10 +101,17 @@ def validate(
     typer.echo(f"{cfg.path}: ok ({len(cfg.pipelines)} pipeline(s): {names})")
 
 
-@app.command()
+@command()
 def demo(
-    pipeline: Annotated[str, typer.Argument(help="Which pipeline's sample to write.")],
-    directory: Annotated[str, typer.Argument(help="Folder to write the sample source files into.")],
+    pipeline: Annotated[
+        str,
+        typer.Argument(
+            metavar="PIPELINE", help="Which pipeline's sample: impressions, consolidate, weblogs or ingest."
+        ),
+    ],
+    directory: Annotated[
+        str, typer.Argument(metavar="DIRECTORY", help="Folder to write the sample source files into.")
+    ],
     *,
     days: Annotated[int, typer.Option("--days", help="Number of event days.")] = 3,
     rows: Annotated[int, typer.Option("--rows", help="Approximate number of rows in all.")] = 30_000,
@@ -115,7 +134,7 @@ def demo(
     typer.echo(f"wrote {len(files)} files under {directory}")
 
 
-@app.command("impressions")
+@command("impressions")
 def impressions(
     *,
     bucket_name: Annotated[

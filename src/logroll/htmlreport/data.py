@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +11,11 @@ from typing import Any
 from .. import overview
 from ..catalog import Catalog
 from ..catalog.store import PartRow
-from ..dates import utc_now
+from ..dates import folder_day, layout_regex, utc_now
+from ..errors import LogrollError
 from ..pipelines.base import Pipeline
+from ..sinks import is_sink_url
+from ..sinks.read import query
 from ..urls import redact_url
 
 SAMPLES_PER_FILE = 5
@@ -37,43 +38,15 @@ class ReportData:
 
 
 # ---- data ------------------------------------------------------------------------------------
-def layout_regex(layout: str) -> re.Pattern[str] | None:
-    """'%Y/%m/%d' -> a regex with year, month and day groups; None if the layout lacks one."""
-    groups = {"%Y": r"(?P<y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
-    if not all(k in layout for k in groups):
-        return None
-    out, i = "", 0
-    while i < len(layout):
-        token = layout[i : i + 2]
-        if token in groups:
-            out += groups[token]
-            i += 2
-        else:
-            out += re.escape(layout[i])
-            i += 1
-    return re.compile(out)
-
-
-def folder_day(uri: str, pattern: re.Pattern[str] | None) -> str | None:
-    """The date of the folder a file arrived in, from the pipeline's layout."""
-    if pattern is None:
-        return None
-    found = None
-    for m in pattern.finditer(uri):
-        found = m
-    if found is None:
-        return None
-    try:
-        return dt.date(int(found["y"]), int(found["m"]), int(found["d"])).isoformat()
-    except ValueError:
-        return None
-
-
 def _open_text(path: str, storage_options: dict[str, Any] | None) -> Any:
     if "://" in path and not path.startswith("file://"):
         import fsspec
 
-        return fsspec.open(path, "rt", encoding="utf-8", newline="", **(storage_options or {})).open()
+        from ..storage import s3
+
+        # The same options (and the same single retry layer) a run gives s3fs; never logroll's own keys.
+        opts = s3.filesystem_options(storage_options) if s3.is_s3(path) else dict(storage_options or {})
+        return fsspec.open(path, "rt", encoding="utf-8", newline="", **opts).open()
     return open(path.removeprefix("file://"), encoding="utf-8", newline="")
 
 
@@ -139,6 +112,7 @@ def _quarantine(
 ) -> None:
     """Files rejected or failed, rejected rows by reason, and a few sample rows of each file."""
     reasons: collections.Counter[str] = collections.Counter()
+    tables = set()
     for uri, f in sorted(files.items()):
         if f["status"] == "rejected":
             data.files_rejected.append({"uri": uri, "reason": f["error"] or ""})
@@ -146,6 +120,9 @@ def _quarantine(
             data.files_failed.append({"uri": uri, "error": f["error"] or ""})
         q = f.get("quarantine")
         if not q:
+            continue
+        if is_sink_url(q):  # a database destination keeps rejected rows in a table
+            tables.add(q.partition("#")[0])
             continue
         taken = 0
         try:
@@ -163,7 +140,34 @@ def _quarantine(
                     taken += 1
         except (OSError, csv.Error, UnicodeDecodeError):
             data.quarantine_unreadable.append(q)
+    for url in sorted(tables):
+        _table_quarantine(data, url, reasons)
     data.reasons = [{"reason": k, "rows": n} for k, n in reasons.most_common()]
+
+
+def _table_quarantine(data: ReportData, url: str, reasons: collections.Counter[str]) -> None:
+    """Rejected rows from a database destination's quarantine table: reasons and samples."""
+    from ..sinks.destination import QUARANTINE_TABLE
+
+    try:
+        counts = query(url, f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} GROUP BY reason") or []
+        samples = (
+            query(
+                url,
+                "SELECT source_file, line, reason, raw_line FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY source_file ORDER BY line) AS n FROM {QUARANTINE_TABLE}) q "
+                f"WHERE n <= {SAMPLES_PER_FILE} ORDER BY source_file, line LIMIT {MAX_SAMPLES}",
+            )
+            or []
+        )
+    except LogrollError:
+        data.quarantine_unreadable.append(f"{redact_url(url)}#{QUARANTINE_TABLE}")
+        return
+    for reason, n in counts:
+        reasons[reason_kind(reason or "")] += int(n)
+    for source_file, line, reason, raw in samples:
+        if len(data.samples) < MAX_SAMPLES:
+            data.samples.append({"file": source_file, "line": line, "reason": reason, "raw": raw})
 
 
 def _runs(catalog: Catalog, pipe: Pipeline, runs: int) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from typing import Any
 from .charts import chart_specs, script_json, vega_bundle
 from .data import SAMPLES_PER_FILE, ReportData
 
+Section = tuple[str, list[str], list[list[Any]]]
+
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
@@ -266,6 +268,29 @@ def _runs(data: ReportData) -> list[str]:
         add('<p class="empty">No runs yet.</p>')
 
     return parts
+
+
+def render_summary(title: str, meta: str, tiles: list[tuple[str, Any]], sections: list[Section]) -> str:
+    """A page without charts, for what has no day catalog: ingest's queue and a stream's inputs.
+    Each section is (heading, columns, rows of values); every value is escaped."""
+    parts = [
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">',
+        f"<title>logroll report: {_e(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>logroll report: {_e(title)}</h1>",
+        f'<div class="meta">{_e(meta)}</div>',
+        '<div class="tiles">',
+        *(f'<div class="tile"><b>{_num(value)}</b>{_e(label)}</div>' for label, value in tiles),
+        "</div>",
+    ]
+    for heading, columns, rows in sections:
+        parts.append(f"<h2>{_e(heading)}</h2>")
+        if rows:
+            parts.append(_table(columns, [[_num(v) for v in row] for row in rows]))
+        else:
+            parts.append('<p class="empty">None.</p>')
+    parts.append("</body></html>\n")
+    return "".join(parts)
 
 
 def write(text: str, out: str | Path) -> Path:

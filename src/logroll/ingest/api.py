@@ -237,7 +237,8 @@ def status(*, state: str | None = None, dest: str | None = None, **given: Any) -
         out = {"pipeline": PIPELINE, "state": redact_url(store.catalog.url), **store.summary()}
         stored = store.stored_schema()
         out["schema"] = {"columns": stored[0], "origin": stored[1]} if stored else None
-        out["dest"] = redact_url(s.dest) if s.dest else None
+        # Without --dest, the one the workers recorded (bind_destination).
+        out["dest"] = redact_url(s.dest) if s.dest else store.destination()
         return out
     finally:
         store.catalog.close()

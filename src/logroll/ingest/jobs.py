@@ -391,6 +391,12 @@ class JobStore:
                 "same --dest; give another destination a --state of its own"
             )
 
+    def destination(self) -> str | None:
+        """The destination this state's jobs load into (password redacted), once a worker ran."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(destinations).where(destinations.c.pipeline == self.pipeline)).first()
+        return str(row.dest) if row is not None else None
+
     # ---- schema --------------------------------------------------------------------------
     def stored_schema(self) -> tuple[list[dict[str, Any]], str] | None:
         with self.engine.connect() as conn:

@@ -52,10 +52,15 @@ class ScanReport:
         if self.status == "busy":
             return f"scan {self.pipeline}: another scan is running on this state; nothing done"
         return (
-            f"scan {self.pipeline}: {self.files_listed} files listed, {self.files_new} new, "
-            f"{self.files_known} already known; {len(self.jobs_created)} job(s) created"
+            f"scan {self.pipeline}: {self.files_listed:,} files listed, {self.files_new:,} new, "
+            f"{self.files_known:,} already known; {len(self.jobs_created):,} job(s) created"
             + (f" ({', '.join(map(str, self.jobs_created))})" if self.jobs_created else "")
-            + (f"; {self.files_waiting} file(s) waiting for a fuller batch" if self.files_waiting else "")
+            + (
+                f"; {self.files_waiting:,} file(s) waiting for a fuller batch (--flush, or --max-wait 0, "
+                "makes a job of them now)"
+                if self.files_waiting
+                else ""
+            )
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import ConfigError, FileMismatch
+from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, safe_text
 from ..pipelines.base import TYPES, Column, Output, Pipeline
 from ..quote import literal
 from ..stage import read_header
@@ -189,9 +189,9 @@ def check_header(header: list[str], columns: list[dict[str, Any]]) -> None:
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
     if extra:
-        problems.append(f"extra column(s) {', '.join(extra)}")
+        problems.append(f"extra column(s) {safe_text(', '.join(extra), EXCERPT_CHARS)}")
     if dupes:
-        problems.append(f"repeated column(s) {', '.join(dupes)}")
+        problems.append(f"repeated column(s) {safe_text(', '.join(dupes), EXCERPT_CHARS)}")
     if problems:
         raise FileMismatch(
             f"header does not match the schema: {'; '.join(problems)} "

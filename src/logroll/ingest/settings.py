@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, UsageError, first_line
+from ..storage.files import cache_root
 from ..units import parse_size
-from ..urls import file_of, redact_url, split_table
+from ..urls import file_of, identity, redact_url, split_table
 from ..urls import scheme as url_scheme
 from .schema import DEFAULT_NULLS
 
@@ -119,8 +120,9 @@ def default_state(dest: str | None) -> str | None:
 def default_work_dir(dest: str) -> Path:
     if url_scheme(dest) == "parquet":
         return file_of(dest) / "_logroll" / "work"
-    digest = hashlib.sha256(redact_url(dest).encode()).hexdigest()[:16]
-    return Path.home() / ".cache" / "logroll" / f"ingest-{digest}"
+    # Named after the destination's identity: a password or an option in the URL changes nothing.
+    digest = hashlib.sha256(identity(dest).encode()).hexdigest()[:16]
+    return cache_root() / f"ingest-{digest}"
 
 
 def with_table(dest: str) -> str:

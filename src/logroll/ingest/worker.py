@@ -94,9 +94,9 @@ class WorkReport:
         lines = [
             f"work {self.pipeline} ({self.worker}): {len(self.jobs_loaded)} job(s) loaded, "
             f"{len(self.jobs_failed)} failed, {len(self.jobs_retrying)} to retry; "
-            f"{self.files_loaded} file(s) loaded, {self.files_skipped} already loaded; "
-            f"{self.rows_loaded} rows loaded, {self.rows_rejected} rejected "
-            f"({self.rows_read} read) in {self.seconds:.1f}s into {self.dest}"
+            f"{self.files_loaded:,} file(s) loaded, {self.files_skipped:,} already loaded; "
+            f"{self.rows_loaded:,} rows loaded, {self.rows_rejected:,} rejected "
+            f"({self.rows_read:,} read) in {self.seconds:,.1f}s into {self.dest}"
         ]
         if self.stopped:
             lines.append("  stopped by a signal; the job in hand went back to the queue")

@@ -132,6 +132,8 @@ class Pipeline:
     # Rules beyond types: (SQL condition over the typed columns, reason). A row for which the
     # condition is false is quarantined with the reason; NULL passes, as in a SQL CHECK.
     checks: tuple[tuple[str, str], ...] = ()
+    # Read files and folders that symbolic links under the source point to outside it.
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
         if self.input_format not in INPUT_FORMATS:

@@ -69,6 +69,7 @@ class InputSpec(SpecModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     passthrough: bool = False
     null_values: list[str] = []
+    follow_symlinks: bool = False
 
     @field_validator("layout")
     @classmethod
@@ -323,6 +324,7 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
         passthrough=spec.input.passthrough,
         delimiter=spec.input.delimiter,
         null_values=tuple(spec.input.null_values),
+        follow_symlinks=spec.input.follow_symlinks,
         checks=tuple((c.condition, c.reason) for c in spec.checks),
     )
     _raise_at(check_pipeline(pipe, at))
@@ -347,6 +349,7 @@ _EXPRESSED = {
     Pipeline: {
         "name", "columns", "event_time", "key", "outputs", "description", "input_format", "suffixes",
         "layout", "params", "version", "passthrough", "delimiter", "null_values", "checks",
+        "follow_symlinks",
     },
     Column: {"name", "type", "required", "formats", "source", "detect", "sql"},
     Output: {"name", "sql", "path", "format", "order_by", "time_column", "time_format"},
@@ -382,6 +385,8 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         inp["passthrough"] = True
     if pipe.null_values:
         inp["null_values"] = list(pipe.null_values)
+    if pipe.follow_symlinks:
+        inp["follow_symlinks"] = True
     columns = []
     for c in pipe.columns:
         d: dict[str, Any] = {"name": c.name, "type": c.type}

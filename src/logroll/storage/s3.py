@@ -28,8 +28,10 @@ from ..errors import (
     StorageError,
     TransientError,
     UsageError,
+    WriteConflict,
     first_line,
 )
+from ..urls import redact_url, without_userinfo
 
 if TYPE_CHECKING:  # yaml and tenacity are imported when an S3 setting is read or an S3 call made
     from tenacity import RetryCallState
@@ -126,20 +128,30 @@ def storage_options(
     conf, file = load_config(aws_config)
     endpoint = endpoint_url or conf.get("endpoint_url") or env_endpoint()
     if endpoint and not endpoint.startswith(("http://", "https://")):
-        raise StorageError(f"endpoint URL {endpoint!r} must start with http:// or https://")
+        raise StorageError(f"endpoint URL {redact_url(endpoint)!r} must start with http:// or https://")
     opts: dict[str, Any] = {}
+    key = secret = None
     if endpoint:
+        # http://KEY:SECRET@host: botocore takes no user info in an endpoint; the pair is the
+        # credentials (a config file's own pair wins), and the endpoint is shown without it.
+        endpoint, key, secret = without_userinfo(endpoint)
         opts["endpoint_url"] = endpoint
     if "access_key_id" in conf:
         opts["key"] = conf["access_key_id"]
         opts["secret"] = conf["secret_access_key"]
         if "session_token" in conf:
             opts["token"] = conf["session_token"]
+    elif key and secret:
+        opts["key"], opts["secret"] = key, secret
+        file = "the --endpoint-url"
     if conf.get("region"):
         opts["client_kwargs"] = {"region_name": conf["region"]}
     if profile or conf.get("profile"):
         opts["profile"] = profile or conf["profile"]
-    opts["_logroll_credentials"] = f"{file} (aws:)" if "key" in opts else "the AWS default chain"
+    if "key" not in opts:
+        opts["_logroll_credentials"] = "the AWS default chain"
+    else:
+        opts["_logroll_credentials"] = file if file == "the --endpoint-url" else f"{file} (aws:)"
     return opts
 
 
@@ -152,7 +164,9 @@ def describe(options: dict[str, Any]) -> str:
 
 
 def endpoint_of(options: dict[str, Any]) -> str:
-    return options.get("endpoint_url") or env_endpoint() or "AWS S3"
+    """The endpoint as it may be shown (credentials in it masked)."""
+    endpoint = options.get("endpoint_url") or env_endpoint()
+    return redact_url(endpoint) if endpoint else "AWS S3"
 
 
 def filesystem_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -404,6 +418,56 @@ def options_for(
     opts = storage_options(endpoint_url, aws_config)
     log.info("S3: %s", describe(opts))
     return opts
+
+
+# ---- whole objects with their ETag, and conditional writes ---------------------------------------
+def _is_conflict(exc: BaseException) -> bool:
+    found = _client_error(exc)
+    if found is None:
+        return False
+    code, status = found
+    # 412: If-Match / If-None-Match failed; 409: AWS's answer to two conditional writes at once.
+    return code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409") or status in (412, 409)
+
+
+def get_object(fs: Any, path: str) -> tuple[bytes, str] | None:
+    """(the bytes, the ETag) of one object from one response, so they always belong together;
+    None when there is no such object."""
+    from fsspec.asyn import sync
+
+    bucket, key, _ = fs.split_path(path)
+
+    async def get() -> tuple[bytes, str] | None:
+        try:
+            resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        try:
+            data = await resp["Body"].read()
+        finally:
+            resp["Body"].close()
+        return data, str(resp.get("ETag") or "").strip('"')
+
+    return sync(fs.loop, get)
+
+
+def put_object(fs: Any, path: str, data: bytes, if_match: str | None = None, create: bool = False) -> str:
+    """PUT `data` at `path` and return its new ETag. `if_match`: only over the object with that
+    ETag; `create`: only if there is no object yet. Either failing raises WriteConflict."""
+    bucket, key, _ = fs.split_path(path)
+    match: dict[str, str] = {}
+    if if_match is not None:
+        match["IfMatch"] = f'"{if_match}"'
+    elif create:
+        match["IfNoneMatch"] = "*"
+    try:
+        out = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **match)
+    except Exception as exc:
+        if _is_conflict(exc) or (if_match is not None and isinstance(exc, FileNotFoundError)):
+            raise WriteConflict(f"s3://{bucket}/{key} changed meanwhile") from None
+        raise
+    fs.invalidate_cache(path)
+    return str(out.get("ETag") or "").strip('"')
 
 
 # S3's rules for bucket names: 3-63 characters, lowercase letters, digits, dots and hyphens.

@@ -1,6 +1,7 @@
 """`logroll stream`: JSON lines from stdin or a followed file, committed one micro-batch at a time.
 
-runner.py  the loop: read, cut micro-batches, stage, commit, export, signals, progress
+runner.py  the loop: read, cut micro-batches, stage, commit, export, signals
+progress.py the progress line (events/s over busy time); status.py what `logroll status` reads
 source.py  stdin, or a file followed like `tail -F` from a byte-offset checkpoint
 stager.py  lines -> typed events, derived columns and rejects (DuckDB, the batch SQL)
 store.py   one transaction per micro-batch: events, statistics, quarantine, checkpoint

@@ -14,12 +14,11 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,6 +29,7 @@ from ..pipelines import PRESETS, Pipeline, get_pipeline
 from ..pipelines.stream import StreamSpec
 from ..urls import redact_url
 from ..urls import scheme as url_scheme
+from .progress import ProgressLine, StreamProgress
 from .source import FollowSource, StdinSource
 from .stager import StreamStager
 from .store import Layout, Store
@@ -56,16 +56,23 @@ class StreamReport:
     outputs_written: list[str] = field(default_factory=list)
     quarantine: str | None = None
     seconds: float = 0.0
+    # Time spent staging, committing and writing files: a followed file or a pipe is mostly idle,
+    # and events/s over the wall time would measure how fast events arrived, not the stream.
+    busy_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def events_per_second(self) -> float:
+        return self.rows_read / self.busy_seconds if self.busy_seconds else 0.0
+
     def summary(self) -> str:
         c = self.checkpoint
-        rate = self.rows_read / self.seconds if self.seconds else 0.0
         lines = [
-            f"{self.pipeline}: stream stopped ({self.stopped_by}) after {self.seconds:.2f}s, "
-            f"{self.batches} micro-batches, {rate:,.0f} events/s",
+            f"{self.pipeline}: stream stopped ({self.stopped_by}) after {self.seconds:,.2f}s, "
+            f"{self.batches:,} micro-batches, {self.events_per_second:,.0f} events/s "
+            f"({self.busy_seconds:,.2f}s busy, the rest waiting for input)",
             f"  this run: rows read {self.rows_read:,} = valid {self.rows_valid:,} + rejected "
             f"{self.rows_rejected:,}; valid = new unique {self.rows_unique:,} + duplicates {self.duplicates:,}",
             f"  input {self.source}: all runs read {c.get('read', 0):,} = valid {c.get('valid', 0):,} + rejected "
@@ -119,6 +126,12 @@ def open_store(
     from ..workspace import open_workspace
 
     ws = open_workspace(dest, None, work_dir, storage_options)
+    if ws.staged_root(layout.pipeline.name).exists():
+        # `logroll run` into the same folder writes the same files from its own catalog.
+        raise UsageError(
+            f"--dest {ws.dest.url} is where `logroll run {layout.pipeline.name}` writes (its catalog and "
+            "staged files): a stream there would overwrite the run's outputs; give the stream another --dest"
+        )
     db = SQLiteSession(ws.work_dir / "stream" / f"{layout.pipeline.name}.sqlite", owner)
     return Store(layout, db), (ws.dest, ws.work_dir), ws.dest.url
 
@@ -157,37 +170,6 @@ class _Signals:
         if self.wake_fd is not None:
             with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_fd, 4096)
-
-
-class _Progress:
-    """One line on a terminal, redrawn twice a second: events/s, rejected, lag."""
-
-    def __init__(self, out: TextIO | None, name: str):
-        self.out = out
-        self.name = name
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.drawn = False
-
-    def tick(self, report: StreamReport, lag: str, force: bool = False) -> None:
-        if self.out is None:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        rate = report.rows_read / max(now - self.started, 1e-9)
-        self.out.write(
-            f"\r{self.name}: {report.rows_read:,} events ({rate:,.0f}/s), {report.rows_rejected:,} rejected, "
-            f"lag {lag}\x1b[K"
-        )
-        self.out.flush()
-        self.drawn = True
-
-    def end(self) -> None:
-        if self.out is not None and self.drawn:
-            self.out.write("\n")
-            self.out.flush()
 
 
 def _human_bytes(n: int) -> str:
@@ -280,7 +262,7 @@ def run_stream(
     work_dir: str | None = None,
     storage_options: dict[str, Any] | None = None,
     stdin_fd: int = 0,
-    progress: TextIO | None = None,
+    progress: ProgressLine | None = None,
     stop: threading.Event | None = None,
 ) -> StreamReport:
     """Stream `follow` (a file, resumed from its checkpoint) or standard input into `dest`.
@@ -340,7 +322,7 @@ class _StreamRun:
         follow: str | None,
         stop_at_eof: bool,
         stdin_fd: int,
-        progress: TextIO | None,
+        progress: ProgressLine | None,
     ):
         self.pipe, self.store, self.stager, self.exporter = pipe, store, stager, exporter
         self.source_name = os.path.abspath(follow) if follow else "-"
@@ -356,12 +338,19 @@ class _StreamRun:
         state["source"] = self.source_name
         self.report = StreamReport(pipe.name, dest_name, self.source_name)
         self.lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
-        self.prog = _Progress(progress, pipe.name)
+        self.prog = StreamProgress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
 
     def commit(self, batches: list[_Batch]) -> None:
         """Stage the batches' lines together, then commit each batch with its checkpoint."""
+        t0 = time.monotonic()
+        try:
+            self._commit(batches)
+        finally:
+            self.report.busy_seconds += time.monotonic() - t0
+
+    def _commit(self, batches: list[_Batch]) -> None:
         state, report = self.state, self.report
         for group in _groups(batches):
             raw = [ln for b in group for ln in b.lines]
@@ -434,6 +423,7 @@ class _StreamRun:
                     t0 = time.monotonic()
                     exporter.export(self.store)
                     last_export = time.monotonic()
+                    self.report.busy_seconds += last_export - t0
                     # Rewriting big days takes time: keep it under a fifth of the stream's.
                     interval = max(publish_interval, 5 * (last_export - t0))
                 if eof or stopped.is_set():
@@ -443,20 +433,23 @@ class _StreamRun:
     def finish(self, started: float) -> StreamReport:
         report, exporter = self.report, self.exporter
         if exporter is not None:
+            t0 = time.monotonic()
             exporter.export(self.store)
+            report.busy_seconds += time.monotonic() - t0
             report.outputs_written = exporter.written
             report.quarantine = exporter.quarantine
         self.prog.tick(report, _lag(self.source, self.lines), force=True)
         self.prog.end()
         report.checkpoint = {k: v for k, v in self.state.items() if k != "source"}
         report.seconds = round(time.monotonic() - started, 3)
+        report.busy_seconds = round(report.busy_seconds, 3)
         self.source.close()
         log.info(
-            "stream %s: %d micro-batches, %d read, %d rejected",
+            "stream %s: %s micro-batches, %s read, %s rejected",
             self.pipe.name,
-            report.batches,
-            report.rows_read,
-            report.rows_rejected,
+            f"{report.batches:,}",
+            f"{report.rows_read:,}",
+            f"{report.rows_rejected:,}",
         )
         return report
 
@@ -483,11 +476,4 @@ def _lag(source: Any, lines: _Lines) -> str:
     return f"{time.monotonic() - lines.pending_since:.1f} s"
 
 
-def progress_stream(enabled: bool | None) -> TextIO | None:
-    """stderr when it is a terminal (or when asked), else None."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return sys.stderr if enabled else None
-
-
-__all__ = ["StreamReport", "run_stream", "progress_stream", "stream_spec"]
+__all__ = ["StreamReport", "run_stream", "stream_spec"]

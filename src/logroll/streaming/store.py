@@ -59,6 +59,11 @@ class BatchResult:
     replaced: int
 
 
+def events_table(pipeline: str) -> str:
+    """The table of a pipeline's streamed events: its presence marks a stream's destination."""
+    return f"_logroll_{pipeline}_events"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Table and column names of one pipeline's stream store."""
@@ -68,7 +73,7 @@ class Layout:
 
     @property
     def events(self) -> str:
-        return f"_logroll_{self.pipeline.name}_events"
+        return events_table(self.pipeline.name)
 
     @property
     def groups(self) -> str:
