@@ -62,6 +62,29 @@ def cli():
     return run_cli
 
 
+def source_text(path: Path) -> str:
+    """An input file as the reference computations read it: decompressed (.gz), without a BOM, and
+    without the lines that are not UTF-8 (logroll quarantines those: "invalid UTF-8")."""
+    import gzip
+
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    kept = []
+    for line in data.splitlines(keepends=True):
+        try:
+            kept.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+    return "".join(kept)
+
+
+def source_files(raw: Path) -> list[Path]:
+    """Every input file of a CSV pipeline under `raw`, compressed ones included."""
+    return sorted(p for p in raw.rglob("*") if p.name.endswith((".csv", ".csv.gz")))
+
+
 @pytest.fixture
 def impressions_raw(tmp_path: Path) -> Path:
     """The demo sample: 3 days with every anomaly."""

@@ -16,7 +16,7 @@ import pytest
 
 from logroll import demo
 
-from conftest import tree_bytes
+from conftest import source_files, tree_bytes
 
 SECRET = "root:$6$Outside-Secret-Line:19000:0:99999:7:::"
 
@@ -53,7 +53,7 @@ def test_links_out_of_the_source_are_skipped_with_one_line_each(cli, impressions
     assert str(day / "folder") in warnings[0] + warnings[1]
     report = res.json()
     assert not [f for f in report["files_rejected"] + report["files_failed"] if "shadow" in f["uri"]]
-    plain = [p for p in impressions_raw.rglob("*.csv") if not p.is_symlink()]
+    plain = [p for p in source_files(impressions_raw) if not p.is_symlink()]
     assert report["files_seen"] == len(plain) + 1  # and the link inside the source
     # The inside link duplicates a file's rows: the outputs are the reference's.
     assert tree_bytes(dest) == tree_bytes(tmp_path / "ref")

@@ -290,3 +290,42 @@ def test_parallel_workers_share_one_spark_application(spark, tmp_path):
     assert len(sp.partitions_built) == 4
     assert_same(tmp_path, duck, sp)
     assert spark.sparkContext._jsc is not None  # the shared application is still up
+
+
+# ---- CSV dialects (issue 14): staging stays on DuckDB, the build must still match byte for byte
+def test_compressed_latin1_headerless_pipeline_byte_identical(spark, tmp_path):
+    import gzip
+
+    rng = random.Random(5)
+    raw = tmp_path / "raw"
+    for day in ("2021/01/29", "2021/01/30"):
+        folder = raw / day
+        folder.mkdir(parents=True)
+        rows = []
+        for i in range(400):
+            when = f"{day.replace('/', '-')} {rng.randrange(24):02d}:{rng.randrange(60):02d}:00"
+            rows.append(f"id{rng.randrange(300)};{when};{rng.randrange(9)};Zoë {i % 7}")
+        rows.append("bad;yesterday;1;x")
+        text = "\n".join(rows) + "\n"
+        (folder / "a.csv.gz").write_bytes(gzip.compress(text.encode("latin-1"), mtime=0))
+        (folder / "b.csv").write_bytes(text.encode("latin-1"))
+    pipe = Pipeline(
+        name="dialects",
+        columns=(Column("id"), Column("ts", "timestamp"), Column("n", "integer"), Column("who")),
+        event_time="ts",
+        key=("id", "ts"),
+        outputs=(
+            Output(
+                "per_who",
+                "SELECT who, count(*) AS c, sum(n) AS n FROM rows GROUP BY who",
+                "{date:%Y%m%d}/per_who.csv",
+            ),
+        ),
+        delimiter=";",
+        header=False,
+        encoding="latin-1",
+    )
+    duck, sp = run_both(pipe, raw, tmp_path)
+    assert duck.rows_rejected == 4 and duck.duplicates > 0
+    assert_same(tmp_path, duck, sp)
+    assert "Zoë" in (tmp_path / "spark" / "20210130" / "per_who.csv").read_text()

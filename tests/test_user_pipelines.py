@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import ROOT, SHARED, tree_bytes, tree_mtimes
+from conftest import ROOT, SHARED, source_files, source_text, tree_bytes, tree_mtimes
 
 EXAMPLE = ROOT / "examples" / "logroll.yaml"
 
@@ -21,8 +22,8 @@ def expected_device_users(raw: Path, day: str) -> list[list[str]]:
     """What the example declares, computed by hand from the CSVs: valid rows of `day`, one per
     (IMPRESSION_ID, IMPRESSION_DATETIME), distinct users and rows per device type."""
     seen: dict[tuple[str, str], tuple[str, str]] = {}
-    for path in sorted(raw.rglob("*.csv")):
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+    for path in source_files(raw):
+        with io.StringIO(source_text(path), newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:

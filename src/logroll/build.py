@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,12 +22,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import faults
 from .engines.base import DayState, Engine, StateJob
 from .engines.projection import carried_columns, needed_columns
+from .errors import first_line
 from .pipelines.base import Pipeline
 from .publish import publish
 from .storage.files import Storage
 
 if TYPE_CHECKING:  # SQLAlchemy takes a fifth of a second to import; a run with nothing to do needs none
     from .catalog.store import Catalog, PartRow
+    from .events import Emitter
 
 
 class StateHome(Protocol):
@@ -201,19 +205,37 @@ def _publish_all(
     return outputs, written, rows_out
 
 
-def fold_day(
-    engine: Engine,
-    catalog: Catalog,
-    pipeline: Pipeline,
-    day: str,
-    *,
-    parts: list[PartRow],
-    run_id: int,
-    states: DayStateOptions,
-) -> str | None:
+@dataclass(frozen=True)
+class FoldRun:
+    """What folding the days a --stage-only run staged needs (see fold_day)."""
+
+    catalog: Catalog
+    pipeline: Pipeline
+    run_id: int
+    states: DayStateOptions
+    emit: Emitter
+    local: Callable[[list[PartRow]], list[PartRow]]  # the parts with local paths (StateSession.local_parts)
+
+
+def fold_day(engine: Engine, day: str, run: FoldRun, parts: list[PartRow]) -> None:
     """Bring a day's state up to date with its parts and write no output (--stage-only): its
-    next build then only recomputes the outputs. Returns how (full, incremental, outputs), or
+    next build then only recomputes the outputs. A failure is a warning: the day's build later
+    redoes what this left undone."""
+    try:
+        how = _fold(engine, day, run, run.local(parts))
+    except Exception as exc:
+        error = first_line(exc)
+        msg = f"{day}: kept rows not brought up to date: {error}"
+        run.emit.emit("day_fold_failed", msg, level=logging.WARNING, day=day, error=error)
+        return
+    if how is not None:
+        run.emit.emit("day_folded", f"{day}: kept rows brought up to date ({how})", day=day)
+
+
+def _fold(engine: Engine, day: str, run: FoldRun, parts: list[PartRow]) -> str | None:
+    """fold_day's work: how the state was brought up to date (full, incremental, outputs), or
     None when the day keeps no state."""
+    pipeline, states, run_id = run.pipeline, run.states, run.run_id
     job = plan_state(engine, pipeline, day, parts, states, run_id, outputs=False)
     if job is None:
         return None
@@ -225,7 +247,7 @@ def fold_day(
     state = state_row(pipeline, parts, outcome, states.ws)
     if state is None:
         return None
-    catalog.record_day_state(pipeline.name, day, state, run_id)
+    run.catalog.record_day_state(pipeline.name, day, state, run_id)
     faults.point("state.recorded")
     remove_stale_state(states.ws, pipeline.name, day, state)
     return outcome.mode

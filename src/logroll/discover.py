@@ -19,6 +19,30 @@ def day_folders(pipeline: Pipeline, start: dt.date, end: dt.date, lateness: int)
     return sorted({d.strftime(pipeline.layout) for d in day_range(lo, hi)})
 
 
+# Compressed input is read by suffix (stage/decode.py): `a.csv.gz` is a CSV file.
+COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
+
+
+def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
+    """The file suffixes a pipeline reads: its own, and each of them compressed (CSV input)."""
+    if pipeline.input_format != "csv":
+        return tuple(pipeline.suffixes)
+    return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
+
+
+def arrival_day(pipeline: Pipeline, rel: str) -> dt.date | None:
+    """The day of the date folder (named by the pipeline's layout) a relative path starts with.
+    Anchored at the start, unlike dates.folder_day: an arrival day decides rows' event day."""
+    depth = pipeline.layout.strip("/").count("/") + 1
+    parts = rel.strip("/").split("/")
+    if len(parts) <= depth:
+        return None
+    try:
+        return dt.datetime.strptime("/".join(parts[:depth]), pipeline.layout.strip("/")).date()
+    except ValueError:
+        return None
+
+
 def list_sources(
     storage: Storage,
     pipeline: Pipeline,
@@ -29,12 +53,13 @@ def list_sources(
     """Input files under the day `folders` (all of them when None), minus those under `exclude`,
     and the folders that could not be listed."""
     follow = follow_symlinks or pipeline.follow_symlinks
+    suffixes = accepted_suffixes(pipeline)
     if folders is None:
-        return storage.scan("", pipeline.suffixes, exclude, follow)
+        return storage.scan("", suffixes, exclude, follow)
     seen: dict[str, FileVersion] = {}
     unreadable: list[Unreadable] = []
     for folder in folders:
-        files, problems = storage.scan(folder, pipeline.suffixes, exclude, follow)
+        files, problems = storage.scan(folder, suffixes, exclude, follow)
         unreadable += problems
         for f in files:
             seen[f.uri] = f

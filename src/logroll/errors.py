@@ -162,6 +162,18 @@ class FileRejected(LogrollError):
     step = "stage"
 
 
+class StageFailed(LogrollError):
+    """A file read but not usable as complete: its records do not add up (the reader and the
+    independent count disagree), or its archive is damaged. The file is marked failed with the
+    numbers (`counts`), nothing of it is published, and the next run tries it again."""
+
+    step = "stage"
+
+    def __init__(self, message: str, counts: dict[str, int] | None = None):
+        super().__init__(message)
+        self.counts = counts or {}
+
+
 class BuildError(LogrollError):
     """A day's outputs cannot be computed from its SQL (the day fails, the others go on)."""
 

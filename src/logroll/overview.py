@@ -119,7 +119,13 @@ def processed_files(
             "uri": uri,
             "status": f["status"],
             "rows_read": f["rows_read"],
+            "rows_valid": f["rows_valid"],
             "rows_rejected": f["rows_rejected"],
+            # the independent count (CSV): records = header + skipped + blank + valid + rejected
+            "records": f.get("records"),
+            "records_header": f.get("records_header"),
+            "records_skipped": f.get("records_skipped"),
+            "records_blank": f.get("records_blank"),
             "days": sorted(days.get(f["id"], [])),
             "staged_at": str(f["staged_at"] or ""),
         }

@@ -24,12 +24,16 @@ from . import discover, faults
 from .dates import compact_days
 from .engines.base import Engine
 from .engines.pool import EnginePool
-from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, first_line
+from .errors import FileRejected, LeaseLost, LogrollError, NoInputError, StageFailed, first_line
 from .events import Emitter, EventCallback
 from .pipelines import Pipeline
 from .publish import keep_quarantine
 from .report import RunReport
-from .stage import Staged, stage_csv, stage_jsonl, whole_file_quarantine
+from .stage.csv import CsvFile, stage_csv_file
+from .stage.csv import signature as csv_signature
+from .stage.jsonl import stage_jsonl
+from .stage.quarantine import quarantine_name, whole_file_quarantine
+from .stage.staged import Staged
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT
@@ -131,7 +135,8 @@ class BatchRun:
         """Discover and stage: every new or changed file version under the days' folders."""
         pipe, opts, report = self.pipe, self.opts, self.report
         folders = (
-            discover.day_folders(pipe, opts.start, opts.end, opts.lateness)
+            # an arrival-day pipeline's rows are in their own day's folder: never late or early
+            discover.day_folders(pipe, opts.start, opts.end, 0 if pipe.arrival else opts.lateness)
             if opts.start and opts.end
             else None
         )
@@ -142,7 +147,8 @@ class BatchRun:
             self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
-        listed = [replace(f, version=f"{f.version}~{pipe.stage_signature()}") for f in listed]
+        signature = csv_signature(pipe) if pipe.input_format == "csv" else pipe.stage_signature()
+        listed = [replace(f, version=f"{f.version}~{signature}") for f in listed]
         report.files_seen = len(listed)
         known = self.catalog.files(pipe.name)
         if opts.prune_missing:
@@ -218,31 +224,11 @@ class BatchRun:
     def fold_staged(self, pool: EnginePool) -> None:
         """--stage-only: no day is built; the days this run staged rows for get their kept
         unique rows brought up to date (build.fold_day), so that their build later is cheap."""
-        pipe, catalog = self.pipe, self.catalog
-        days = sorted(self.staged_days)
-        parts = catalog.parts(pipe.name, days)
+        pipe, catalog, days = self.pipe, self.catalog, sorted(self.staged_days)
         states = build_mod.DayStateOptions(self.ws, catalog.day_states(pipe.name))
-
-        def fold(eng: Engine, day: str) -> None:
-            try:
-                how = build_mod.fold_day(
-                    eng,
-                    catalog,
-                    pipe,
-                    day,
-                    parts=self.session.local_parts(parts.get(day, [])),
-                    run_id=self.run_id,
-                    states=states,
-                )
-            except Exception as exc:  # the day's build later redoes what this left undone
-                error = first_line(exc)
-                msg = f"{day}: kept rows not brought up to date: {error}"
-                self.emit.emit("day_fold_failed", msg, level=logging.WARNING, day=day, error=error)
-                return
-            if how is not None:
-                self.emit.emit("day_folded", f"{day}: kept rows brought up to date ({how})", day=day)
-
-        pool.each(days, fold)
+        fold = build_mod.FoldRun(catalog, pipe, self.run_id, states, self.emit, self.session.local_parts)
+        parts = catalog.parts(pipe.name, days)
+        pool.each(days, lambda eng, day: build_mod.fold_day(eng, day, fold, parts.get(day, [])))
 
     def finish(self) -> RunReport:
         report = self.report
@@ -281,15 +267,22 @@ class BatchRun:
         pipe, ws = self.pipe, self.ws
         rel = self._relative(f.uri)
         qroot = ws.quarantine_root / pipe.name
+        qname = quarantine_name(rel, f.uri, f.version)
         rejected: FileRejected | None = None
         try:
             try:
                 local = fetcher.take(f) if fetcher else self.src.local_copy(f.uri, ws.work_dir / "spool")
                 with local as path:
-                    stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
-                    staged: Staged = stager(
-                        eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, rel
-                    )
+                    staged: Staged
+                    if pipe.input_format == "jsonl":
+                        staged = stage_jsonl(
+                            eng, path, f.uri, f.version, pipe, ws.staged_root(pipe.name), qroot, qname
+                        )
+                    else:
+                        job = CsvFile(
+                            f.uri, f.version, ws.staged_root(pipe.name), qroot, qname, self._arrival(rel)
+                        )
+                        staged = stage_csv_file(eng, path, pipe, job)
                 self.session.keep_parts(staged.part_dir)
                 staged.parts = {d: (n, ws.stored_part(p)) for d, (n, p) in staged.parts.items()}
                 # A remote destination gets the rejected rows too, before the catalog commits.
@@ -298,7 +291,7 @@ class BatchRun:
                 rejected = exc
                 reason = f"file rejected: {exc}"
                 q = keep_quarantine(
-                    ws.dest, ws.work_dir, whole_file_quarantine(qroot, rel, f.uri, reason, "")
+                    ws.dest, ws.work_dir, whole_file_quarantine(qroot, qname, f.uri, reason, "")
                 )
         except Exception as exc:  # unreadable now, or its quarantine not kept: retried next run
             self._failed(f, exc)
@@ -309,9 +302,7 @@ class BatchRun:
             self._staged(f, staged)
 
     def _staged(self, f: FileVersion, staged: Staged) -> None:
-        counts = dict(
-            rows_read=staged.rows_read, rows_valid=staged.rows_valid, rows_rejected=staged.rows_rejected
-        )
+        counts = staged.counts()
         faults.point("stage.before_commit")
         old = self.catalog.record_staged(
             self.pipe.name, f.uri, f.size, f.version, counts, staged.parts, staged.quarantine, self.run_id
@@ -355,7 +346,10 @@ class BatchRun:
 
     def _failed(self, f: FileVersion, exc: Exception) -> None:
         msg = first_line(exc)
-        self.catalog.record_file_problem(self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id)
+        counts = exc.counts if isinstance(exc, StageFailed) else None
+        self.catalog.record_file_problem(
+            self.pipe.name, f.uri, f.size, f.version, "failed", msg, self.run_id, counts=counts
+        )
         self._unlisted(f.uri, msg)
 
     def _unlisted(self, uri: str, msg: str) -> None:
@@ -474,8 +468,18 @@ class BatchRun:
 
     def _relative(self, uri: str) -> str:
         base = self.src.url.rstrip("/") + "/"
-        rel = uri[len(base) :] if uri.startswith(base) else Path(uri).name
-        return rel.replace(":", "_")
+        return uri[len(base) :] if uri.startswith(base) else Path(uri).name
+
+    def _arrival(self, rel: str) -> str | None:
+        """The day of the date folder a file arrived in (for `event_time: arrival`)."""
+        if not self.pipe.arrival:
+            return None
+        day = discover.arrival_day(self.pipe, rel)
+        if day is None:
+            raise FileRejected(
+                f"not under a date folder named like {self.pipe.layout!r}: its arrival day is unknown"
+            )
+        return day.isoformat()
 
 
 _HOW = {"incremental": " (new rows only)", "outputs": " (from its kept rows)"}

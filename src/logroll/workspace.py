@@ -235,7 +235,7 @@ def open_state(ws: Workspace, pipeline: str, wait: float = 0.0) -> Iterator[Stat
     bound to the destination (refused, with the fix, if it serves another one)."""
     dest_id = ws.dest_id(create=True)
     assert dest_id is not None
-    lock: HeldLock
+    lock: HeldLock | None = None
     catalog: Catalog | None = None
     if ws.remote is not None:
         lock = ObjectLease(ws.dest, pipeline, wait=wait)
@@ -249,10 +249,12 @@ def open_state(ws: Workspace, pipeline: str, wait: float = 0.0) -> Iterator[Stat
             lock = RunLock(catalog, pipeline, wait=wait)
             lock.acquire()
         catalog.bind(pipeline, dest_id, ws.identity, redact_url(ws.dest.url))
+        assert lock is not None
         yield StateSession(ws, catalog, lock, pipeline)
     finally:
-        with contextlib.suppress(LockedError):
-            lock.release()
+        if lock is not None:  # None: the catalog could not be opened (corrupt, unreachable)
+            with contextlib.suppress(LockedError):
+                lock.release()
         if catalog is not None:
             catalog.close()
 

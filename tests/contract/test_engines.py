@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from logroll import stage
 from logroll.engines import ENGINES, make_engine
 from logroll.pipelines import get_pipeline
+from logroll.stage.csv import stage_csv
+from logroll.stage.jsonl import stage_jsonl
+from logroll.stage.staged import Staged
 
 ENGINE_PARAMS = [pytest.param(name, marks=[pytest.mark.spark] if name == "spark" else []) for name in ENGINES]
 
@@ -53,12 +55,12 @@ def reference(tmp_path):
     eng.close()
 
 
-def stage_file(eng, tmp: Path, name: str, text: str, pipeline_name: str) -> stage.Staged:
+def stage_file(eng, tmp: Path, name: str, text: str, pipeline_name: str) -> Staged:
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / name
     path.write_text(text)
     pipe = get_pipeline(pipeline_name)
-    stager = stage.stage_jsonl if pipe.input_format == "jsonl" else stage.stage_csv
+    stager = stage_jsonl if pipe.input_format == "jsonl" else stage_csv
     return stager(eng, path, str(path), "v1", pipe, tmp / "staged", tmp / "quarantine", name)
 
 

@@ -29,6 +29,13 @@ files = Table(
     Column("rows_read", BigInteger, nullable=False, default=0),
     Column("rows_valid", BigInteger, nullable=False, default=0),
     Column("rows_rejected", BigInteger, nullable=False, default=0),
+    # The independent count of a CSV file's physical records (stage/reader.py): records =
+    # records_header + records_skipped + records_blank + rows_valid + rows_rejected. Added after
+    # the first release: Catalog adds them to an existing table (ADDED_COLUMNS).
+    Column("records", BigInteger),
+    Column("records_header", BigInteger),
+    Column("records_blank", BigInteger),
+    Column("records_skipped", BigInteger),
     Column("quarantine", Text),
     Column("error", Text),
     Column("staged_at", DateTime),
@@ -117,4 +124,13 @@ bindings = Table(
     Column("identity", Text, nullable=False),
     Column("dest", Text, nullable=False),
     Column("bound_at", DateTime, nullable=False),
+)
+
+# Columns added to existing tables since the first release: (table, column, SQL type). A catalog
+# opened on an older state adds each one that is missing (nullable, so no rewrite of old rows).
+ADDED_COLUMNS = (
+    ("files", "records", "BIGINT"),
+    ("files", "records_header", "BIGINT"),
+    ("files", "records_blank", "BIGINT"),
+    ("files", "records_skipped", "BIGINT"),
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, delete, event, insert, inspect, select, update
+from sqlalchemy import create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
@@ -87,6 +87,7 @@ class Catalog:
         for attempt in range(3):
             try:
                 s.metadata.create_all(self.engine)
+                self._add_columns()
                 return
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
                 # Two processes opening a new state at once both see no table and both create
@@ -120,6 +121,22 @@ class Catalog:
             raise StateNotFound(
                 f"no logroll state in {self.shown}: nothing has run with it yet (check --state)"
             )
+
+    def _add_columns(self) -> None:
+        """Columns added since the first release, on a state that predates them."""
+        for table, column, sql_type in s.ADDED_COLUMNS:
+            have = {c["name"] for c in inspect(self.engine).get_columns(table)}
+            if column in have:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}'))
+            except (OperationalError, ProgrammingError) as exc:
+                # another process added it first ("duplicate column"/"already exists")
+                if column not in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+                    raise UsageError(
+                        f"cannot add column {column} to the state's {table} table: {first_line(exc.orig)}"
+                    ) from None
 
     def __repr__(self) -> str:
         return f"Catalog({self.shown})"
@@ -198,8 +215,11 @@ class Catalog:
         error: str,
         run_id: int,
         quarantine: str | None = None,
+        *,
+        counts: dict[str, int] | None = None,
     ) -> list[str]:
-        """A file rejected whole (bad header) or failed (unreadable). Its old parts are retracted."""
+        """A file rejected whole (bad header) or failed (unreadable, or its records do not add
+        up: `counts` then says what was read). A rejected file's old parts are retracted."""
         with self.engine.begin() as conn:
             file_id = self._upsert_file(
                 conn,
@@ -215,8 +235,13 @@ class Catalog:
                     rows_read=0,
                     rows_valid=0,
                     rows_rejected=0,
+                    records=None,
+                    records_header=None,
+                    records_blank=None,
+                    records_skipped=None,
                     quarantine=quarantine,
-                ),
+                )
+                | (counts or {}),
             )
             if status == "failed":
                 return []  # a transient failure keeps what the previous version contributed

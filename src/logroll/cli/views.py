@@ -158,7 +158,17 @@ def print_processed(console: Any, processed: list[dict[str, Any]], everything: b
     console.print(cell(f"processed files under {prefix or '/'} ({len(shown)} of {len(processed)})"))
     table = Table()
     table.add_column("file", overflow="fold")
-    for col in ("status", "rows", "rejected", "event days", "staged at"):
+    for col in (
+        "status",
+        "records",
+        "header",
+        "skipped",
+        "blank",
+        "valid",
+        "rejected",
+        "event days",
+        "staged at",
+    ):
         table.add_column(col)
     for f in sorted(shown, key=lambda f: f["uri"]):
         days = f["days"]
@@ -166,8 +176,12 @@ def print_processed(console: Any, processed: list[dict[str, Any]], everything: b
         table.add_row(
             cell(f["uri"][len(prefix) :]),
             cell(f["status"]),
-            cell(_n(f["rows_read"])),
-            cell(_n(f["rows_rejected"])),
+            cell(_n(f.get("records"))),
+            cell(_n(f.get("records_header"))),
+            cell(_n(f.get("records_skipped"))),
+            cell(_n(f.get("records_blank"))),
+            cell(_n(f.get("rows_valid"))),
+            cell(_n(f.get("rows_rejected"))),
             cell(span),
             cell(f["staged_at"][:19]),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import random
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def impressions(
                 mixed = batch + bad
                 rng.shuffle(mixed)
                 put(day, f"impressions_{day:%Y%m%d}_{part}.csv", _csv(mixed))
+        # a gzip export (read like any CSV), and a Latin-1 export: its rows with a non-ASCII user
+        # are not valid UTF-8 (the pipeline's encoding) and are quarantined with that reason
+        extra = [_row(rng, day, 20_000_000 + counter + k) for k in range(max(per_file // 10, 4))]
+        counter += len(extra)
+        folder = root / f"{day:%Y/%m/%d}"
+        gz = folder / f"impressions_{day:%Y%m%d}_3.csv.gz"
+        gz.write_bytes(gzip.compress(_csv(extra[: len(extra) // 2]).encode("utf-8"), mtime=0))
+        written.append(gz)
+        latin = [
+            r[:3] + ["josé" if k % 4 == 0 else r[3]] + r[4:] for k, r in enumerate(extra[len(extra) // 2 :])
+        ]
+        latin1 = folder / f"impressions_{day:%Y%m%d}_latin1.csv"
+        latin1.write_bytes(_csv(latin).encode("latin-1"))
+        written.append(latin1)
         put(day, f"impressions_{day:%Y%m%d}_empty.csv", "")
         put(day, f"impressions_{day:%Y%m%d}_header_only.csv", _csv([]))
     return written

@@ -12,15 +12,27 @@ if TYPE_CHECKING:  # pyarrow takes a quarter of a second to import; a run with n
     import pyarrow as pa
 
 
+@dataclass(frozen=True)
+class CsvInput:
+    """One CSV file as the engine reads it: `reader` is a DuckDB read_csv(...) call (every column
+    VARCHAR, c0..cN) that stores its rejects in `rejects_table` (stage.reader.read_csv_sql)."""
+
+    reader: str
+    rejects_table: str
+    rejects_scan: str
+    arrival: str | None = None  # YYYY-MM-DD: the file's folder day, for `event_time: arrival`
+
+
 @dataclass
 class StagedFile:
     """A CSV file staged: its valid rows as parts; its rejects for the caller to quarantine
-    (stage.stage_csv finds each semantic reject's line and raw text)."""
+    (stage.csv finds each reject's physical line and raw text)."""
 
+    rows: int  # every row the reader returned (valid + semantic rejects)
     rows_valid: int
     # event day (YYYY-MM-DD) -> (rows, path glob of the staged Parquet part)
     parts: dict[str, tuple[int, str]]
-    structural: pa.Table  # line, reason, raw: rows the CSV reader could not read
+    structural: pa.Table  # line (the reader's record number), reason, raw: records it could not read
     semantic: pa.Table  # __ord, reason: rows read whose values break the declaration
 
 
@@ -77,7 +89,9 @@ class Engine(Protocol):
     keeps_state: bool  # whether build_day maintains day states (StateJob)
 
     # staging: one file version -> parts (duckdb_engine.DuckDBEngine; SparkEngine delegates)
-    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile: ...
+    def stage_csv(
+        self, source: CsvInput, header: list[str], pipeline: Pipeline, part_dir: Path
+    ) -> StagedFile: ...
 
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path

@@ -18,26 +18,7 @@ from typing import Any
 from ..pipelines.base import Pipeline
 from ..quote import ident, literal
 from . import sql
-
-HASH_COLUMN = "__h"
-# The footer key naming which hash() wrote a part's __h: a build trusts __h only under its own.
-HASH_TAG_KEY = "logroll_key_hash"
-
-_SAMPLE = {
-    "string": "'logroll'",
-    "integer": "42::BIGINT",
-    "float": "4.2::DOUBLE",
-    "boolean": "true",
-    "timestamp": "TIMESTAMP '2021-01-30 10:00:00'",
-    "date": "DATE '2021-01-30'",
-}
-
-
-def key_hash_tag(con: Any, pipeline: Pipeline) -> str:
-    """What this DuckDB's hash() makes of sample values of the key's types: equal tags, equal
-    hash functions (a DuckDB upgrade that changes hash() changes the tag)."""
-    args = ", ".join(_SAMPLE[pipeline.column(k).type] for k in pipeline.key)
-    return f"duckdb-hash:{con.execute(f'SELECT hash({args})').fetchone()[0]}"
+from .duckdb_stage import HASH_COLUMN, HASH_TAG_KEY, key_hash_tag
 
 
 def stored_hash_usable(con: Any, pipeline: Pipeline, part_globs: list[str]) -> bool:

@@ -16,23 +16,9 @@ from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import duckdb_build, sql
 from . import passthrough as passthrough_mod
-from .base import BuildOutcome, StagedFile, StagedJsonl, StateJob
-
-# DuckDB's reject error types, said the way a user reading the quarantine understands them.
-_REASONS = {
-    "CAST": "bad value",
-    "MISSING COLUMNS": "too few columns",
-    "TOO MANY COLUMNS": "too many columns",
-    "UNQUOTED VALUE": "malformed quoting",
-    "LINE SIZE OVER MAXIMUM": "line too long",
-    "INVALID UNICODE": "invalid UTF-8",
-    "INVALID STATE": "malformed CSV",
-}
-
-# Staged parts are read back once or twice from a local disk, soon after: compressing them costs
-# more time than it saves (their bulk, random ids, barely compresses). Measured on the benchmark:
-# uncompressed parts are written ~25% faster and are ~25% larger.
-_PART_FORMAT = "FORMAT parquet, COMPRESSION uncompressed"
+from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl, StateJob
+from .duckdb_stage import part_options, stage_csv_parts
+from .projection import carried_columns
 
 
 class DuckDBEngine:
@@ -70,72 +56,11 @@ class DuckDBEngine:
         self.con.close()
 
     # ---- stage ---------------------------------------------------------------------------
-    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
-        n = next(self._seq)
-        rejects, scans = f"__rej_{n}", f"__scan_{n}"
-        positions = {name: i for i, name in enumerate(header)}
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
-        raw = {
-            c.name: f"c{positions[c.header]}"
-            for c in pipeline.columns
-            if c.header in positions and c.sql is None
-        }
-        declared = {c.header: c.name for c in pipeline.columns}
-        passthrough = (
-            {h: f"c{i}" for i, h in enumerate(header) if h not in declared} if pipeline.passthrough else {}
-        )
-        order = None
-        if pipeline.passthrough:
-            # Parts keep the file's column order (declared columns in their header's place):
-            # the output's column order is made from it.
-            order = [declared.get(h, h) for h in header if h in declared or h in passthrough]
-            order += [c.name for c in pipeline.columns if c.name not in order]
-        # One file per read with its dialect spelled out: a glob of files with different dialects
-        # can be mis-sniffed silently. The buffer is sized explicitly: by default DuckDB reads a
-        # file smaller than 16 x max_line_size in one block, which alone can exceed --memory-limit.
-        reader = (
-            f"read_csv({sql.literal(str(path))}, header=true, auto_detect=false, "
-            f"delim={sql.literal(pipeline.delimiter)}, quote='\"', "
-            f"escape='\"', columns={columns}, store_rejects=true, rejects_table='{rejects}', "
-            f"rejects_scan='{scans}', strict_mode=true, max_line_size=8388608, buffer_size=16777216, "
-            f"encoding='utf-8'"
-            + (
-                f", nullstr=[{', '.join(sql.literal(v) for v in pipeline.null_values)}])"
-                if pipeline.null_values
-                else ")"
-            )
-        )
-        con = self.con
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE __checked AS "
-            + sql.checked_select(
-                pipeline,
-                raw,
-                f"(SELECT row_number() OVER () AS __rn, * FROM {reader})",
-                "__rn",
-                passthrough,
-            )
-        )
-        # The reason is worded in SQL: building Arrow arrays from Python lists imports pandas,
-        # a third of a second on every run.
-        worded = " ".join(f"WHEN {sql.literal(k)} THEN {sql.literal(v)}" for k, v in _REASONS.items())
-        structural = con.sql(
-            f"""SELECT line, (CASE error_type {worded} ELSE lower(error_type) END)
-                       || CASE WHEN error_type = 'CAST' AND column_name <> '' THEN ' in ' || column_name
-                               ELSE '' END AS reason, raw
-                FROM (SELECT line::BIGINT AS line,
-                   arg_min(error_type::VARCHAR, coalesce(column_idx, 0)) AS error_type,
-                   arg_min(coalesce(column_name, ''), coalesce(column_idx, 0)) AS column_name,
-                   arg_min(rtrim(ltrim(csv_line, chr(10) || chr(13)), chr(10) || chr(13)), coalesce(column_idx, 0)) AS raw
-                FROM {rejects} GROUP BY line) ORDER BY line"""
-        ).to_arrow_table()
-        con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
-        semantic = con.sql(
-            "SELECT __ord, __reason AS reason FROM __checked WHERE __reason IS NOT NULL ORDER BY __ord"
-        ).to_arrow_table()
-        parts = self.write_parts(pipeline, "__checked WHERE __reason IS NULL", part_dir, order)
-        con.execute("DROP TABLE __checked")
-        return StagedFile(sum(r for r, _ in parts.values()), parts, structural, semantic)
+    def stage_csv(
+        self, source: CsvInput, header: list[str], pipeline: Pipeline, part_dir: Path
+    ) -> StagedFile:
+        """One CSV file in one pass into parts per event day (see duckdb_stage)."""
+        return stage_csv_parts(self, source, header, pipeline, part_dir)
 
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
@@ -185,7 +110,9 @@ class DuckDBEngine:
     ) -> dict[str, tuple[int, str]]:
         if part_dir.exists():
             shutil.rmtree(part_dir)  # leftovers of a run that died before its commit
-        cols = ", ".join(sql.ident(c) for c in (columns or [c.name for c in pipeline.columns]))
+        names = columns or [c.name for c in pipeline.columns]
+        cols = ", ".join(sql.ident(c) for c in names)
+        options = part_options(self.con, pipeline, names)
         et = sql.ident(pipeline.event_time)
         counts = self.con.execute(
             f"SELECT strftime(CAST({et} AS DATE), '%Y-%m-%d') AS d, count(*) FROM {source} GROUP BY 1 ORDER BY 1"
@@ -199,12 +126,12 @@ class DuckDBEngine:
             day_dir.mkdir(parents=True)
             self.con.execute(
                 f"COPY (SELECT {cols} FROM {source}) TO {sql.literal(str(day_dir / 'data_0.parquet'))} "
-                f"({_PART_FORMAT})"
+                f"({options})"
             )
         else:
             self.con.execute(
                 f"COPY (SELECT {cols}, strftime(CAST({et} AS DATE), '%Y-%m-%d') AS __day FROM {source}) "
-                f"TO {sql.literal(str(part_dir))} ({_PART_FORMAT}, PARTITION_BY (__day))"
+                f"TO {sql.literal(str(part_dir))} ({options}, PARTITION_BY (__day))"
             )
         return {day: (int(rows), str(part_dir / f"__day={day}" / "*.parquet")) for day, rows in counts}
 
@@ -229,8 +156,10 @@ class DuckDBEngine:
                 f"(SELECT {picked} FROM read_parquet({files}, union_by_name=true, hive_partitioning=false))"
             )
         elif part_globs:
+            # Parts carry only some declared columns, plus __h and __reason: select by name.
             files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
-            source = f"read_parquet({files})"
+            columns = carried_columns(pipeline)
+            source = f"(SELECT {', '.join(sql.ident(c) for c in columns)} FROM read_parquet({files}))"
         else:  # a day whose every file was retracted: empty, but with the declared types
             source = (
                 "(SELECT "

@@ -50,7 +50,8 @@ def part_columns(part_globs: Iterable[str]) -> list[list[str]]:
     out = []
     for pattern in part_globs:
         for path in sorted(glob.glob(pattern)):
-            out.append(list(pq.read_schema(path).names))
+            # staging's own columns (__h, __reason) are not the file's
+            out.append([n for n in pq.read_schema(path).names if not n.startswith(RESERVED_PREFIX)])
     return out
 
 

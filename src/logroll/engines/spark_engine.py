@@ -25,7 +25,7 @@ from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import spark_session, sql
-from .base import BuildOutcome, StagedFile, StagedJsonl, StateJob
+from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl, StateJob
 from .duckdb_build import output_columns
 from .duckdb_engine import DuckDBEngine
 from .projection import needed_columns
@@ -85,8 +85,10 @@ class SparkEngine:
         self._spark: Any = None
 
     # Staging is DuckDB's on the driver (see the module docstring).
-    def stage_csv(self, path: Path, header: list[str], pipeline: Pipeline, part_dir: Path) -> StagedFile:
-        return self.stager.stage_csv(path, header, pipeline, part_dir)
+    def stage_csv(
+        self, source: CsvInput, header: list[str], pipeline: Pipeline, part_dir: Path
+    ) -> StagedFile:
+        return self.stager.stage_csv(source, header, pipeline, part_dir)
 
     def stage_jsonl(
         self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path

@@ -12,8 +12,9 @@ from ..quote import ident, literal
 __all__ = ["ident", "literal", "typed_expr", "checked_select", "dedupe_select", "ordered_output"]
 
 
-def typed_expr(col: Column, raw: str) -> str:
-    """Typed value of a raw text expression; NULL when empty or invalid."""
+def typed_expr(col: Column, raw: str, zone: str | None = None) -> str:
+    """Typed value of a raw text expression; NULL when empty or invalid. A value read with an
+    offset or zone name (%z, %Z) is converted to `zone`'s wall clock (default UTC)."""
     v = f"nullif(trim({raw}), '')"
     if col.type == "string":
         return raw
@@ -29,6 +30,8 @@ def typed_expr(col: Column, raw: str) -> str:
     parsed = []
     for fmt in col.time_formats:
         one = f"try_strptime({v}, {literal(fmt)})"
+        if time_zone_directive(fmt):  # a TIMESTAMPTZ: its wall clock in one zone, whatever the session's
+            one = f"timezone({literal(zone or 'UTC')}, {one})"
         pattern = strict_time_pattern(fmt)
         # DuckDB's strptime takes "30/01/21" for year 21 under %Y: the pattern keeps the widths.
         guarded = f"CASE WHEN regexp_full_match({v}, {literal(pattern)}) THEN {one} END"
@@ -39,9 +42,17 @@ def typed_expr(col: Column, raw: str) -> str:
     return f"CAST({first} AS DATE)"
 
 
-# strftime directives and the text each may match; a format using any other directive is
-# parsed by strptime alone.
+# strftime directives and the text each may match; a format using any other directive (or a flag
+# such as %-d) is parsed by strptime alone, which accepts anything DuckDB's strptime does.
+_NAME = "[A-Za-z]+"
 _TIME_FIELDS = {
+    "a": _NAME,
+    "A": _NAME,
+    "b": _NAME,
+    "h": _NAME,
+    "B": _NAME,
+    "z": "(?:[+-][0-9]{2}(?::?[0-9]{2})?|[Zz])",
+    "Z": "[A-Za-z][A-Za-z0-9_/+-]*",
     "Y": "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})",  # 0001-9999
     "y": "[0-9]{2}",
     "m": "[0-9]{1,2}",
@@ -55,6 +66,11 @@ _TIME_FIELDS = {
     "p": "(?:[AaPp][Mm])",
     "%": "%",
 }
+
+
+def time_zone_directive(fmt: str) -> bool:
+    """Whether strptime reads an offset or a zone name with `fmt` (then it gives a TIMESTAMPTZ)."""
+    return "%z" in fmt.replace("%%", "") or "%Z" in fmt.replace("%%", "")
 
 
 def strict_time_pattern(fmt: str) -> str | None:
@@ -100,7 +116,7 @@ def reason_expr(pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] |
             whens.append(f"WHEN nullif(trim({r}), '') IS NULL THEN {literal('missing ' + col.name)}")
         if col.type != "string":
             msg = f"bad {col.name}: expected {_expected(col)}, got "
-            value = typed[col.name] if typed is not None else f"({typed_expr(col, r)})"
+            value = typed[col.name] if typed is not None else f"({typed_expr(col, r, pipeline.timezone)})"
             whens.append(
                 f"WHEN nullif(trim({r}), '') IS NOT NULL AND {value} IS NULL "
                 f"THEN {literal(msg)} || {literal(chr(39))} || left({r}, 80) || {literal(chr(39))}"
@@ -146,7 +162,7 @@ def checked_select(
         if col.sql is not None:
             continue  # computed below, from the typed columns
         if col.name in raw:
-            inner.append(f"{typed_expr(col, raw[col.name])} AS {ident(col.name)}")
+            inner.append(f"{typed_expr(col, raw[col.name], pipeline.timezone)} AS {ident(col.name)}")
             inner.append(f"{raw[col.name]} AS __raw{i}")
             raw_refs[col.name] = f"__raw{i}"
         else:
@@ -225,3 +241,107 @@ def ordered_output(output: Output, n_columns: int, source: str) -> str:
     """A total order: the declared sort, then every column, so ties never reorder bytes."""
     order = [ident(c) for c in output.order_by] + [str(i) for i in range(1, n_columns + 1)]
     return f"SELECT * FROM {source} ORDER BY {', '.join(order)}"
+
+
+# ---- one-pass staging: canonical-form fast checks with an exact fallback -------------------------
+# A typed value is taken from the fast branch only when the text is canonical (printing the parsed
+# value gives the text back): the exact expression (typed_expr) would accept that text with that
+# value, so the accepted set, the values and the reasons are typed_expr's by construction. Every
+# other text goes to typed_expr itself.
+_ISO_CASTS = {("%Y-%m-%d %H:%M:%S", "TIMESTAMP"): 19, ("%Y-%m-%d", "DATE"): 10}
+
+
+def fast_typed(col: Column, raw: str, i: int, zone: str | None = None) -> tuple[list[str], str]:
+    """(expressions for an inner layer, the typed value over them) of one column."""
+    exact = typed_expr(col, raw, zone)
+    if col.type == "integer":
+        # canonical integer text (no '+', no leading zero, no space) is what the strict pattern
+        # accepts, with TRY_CAST's value: "5.5" casts to 6, which prints "6"
+        return [f"TRY_CAST({raw} AS BIGINT) AS __i{i}"], (
+            f"CASE WHEN CAST(__i{i} AS VARCHAR) = {raw} THEN __i{i} ELSE {exact} END"
+        )
+    if col.type not in ("timestamp", "date"):
+        return [], exact
+    fmt = col.time_formats[0]  # only the first format: the exact coalesce tries it first
+    if strict_time_pattern(fmt) is None or time_zone_directive(fmt):
+        return [], exact
+    width = _ISO_CASTS.get((fmt, col.sql_type))
+    if width:
+        # CAST's text of a whole-second value of years 1..9999 is exactly this format and this
+        # long (fractions, BC and 5-digit years are longer)
+        ok = f"CAST(__t{i} AS VARCHAR) = {raw} AND length({raw}) = {width}"
+        return [
+            f"TRY_CAST({raw} AS {col.sql_type}) AS __t{i}"
+        ], f"CASE WHEN {ok} THEN __t{i} ELSE {exact} END"
+    # strftime writes year 0 (1 BC) as "0000", which the strict %Y excludes
+    guard = f" AND __t{i} >= TIMESTAMP '0001-01-01'" if "%Y" in fmt else ""
+    ok = f"strftime(__t{i}, {literal(fmt)}) = {raw}{guard}"
+    value = f"__t{i}" if col.type == "timestamp" else f"CAST(__t{i} AS DATE)"
+    return [f"try_strptime({raw}, {literal(fmt)}) AS __t{i}"], f"CASE WHEN {ok} THEN {value} ELSE {exact} END"
+
+
+def _fast_ok(pipeline: Pipeline, raw_refs: dict[str, str], typed: dict[str, str]) -> str | None:
+    """A condition that implies reason_expr is NULL and is cheaper than its own first test (no
+    trim() on the usual row); None when the pipeline has checks (reason_expr alone then)."""
+    if pipeline.checks:
+        return None
+    ok = []
+    for col in pipeline.columns:
+        if col.name not in raw_refs:
+            continue
+        r = raw_refs[col.name]
+        must = col.required or col.name == pipeline.event_time or col.name in pipeline.key
+        if col.type != "string":
+            t = typed[col.name]
+            ok.append(f"{t} IS NOT NULL" if must else f"({t} IS NOT NULL OR nullif(trim({r}), '') IS NULL)")
+        elif must:
+            # first byte printable ASCII, not a space: trim() (which also strips Unicode spaces
+            # such as U+3000) cannot empty it
+            ok.append(f"({r} >= '!' AND {r} < chr(127))")
+    return " AND ".join(ok) if ok else None
+
+
+def staged_select(
+    pipeline: Pipeline,
+    raw: dict[str, str],
+    source: str,
+    carried: list[str],
+    passthrough: dict[str, str] | None = None,
+    key_hash: bool = False,
+) -> str:
+    """SELECT <carried columns>[, __h], __reason FROM source: checked_select's typed values and
+    reasons (one row per row of `source`, in its order), computed with the fast checks, carrying
+    only `carried` (declared and pass-through names). `__h` is a 64-bit hash of the key."""
+    pre: list[str] = []
+    inner: list[str] = []
+    raw_refs: dict[str, str] = {}
+    for i, col in enumerate(pipeline.columns):
+        if col.sql is not None:
+            continue
+        if col.name in raw:
+            ref = f"__raw{i}"
+            pre.append(f"{raw[col.name]} AS {ref}")
+            more, typed = fast_typed(col, ref, i, pipeline.timezone)
+            pre.extend(more)
+            inner += [f"{typed} AS {ident(col.name)}", ref]
+            raw_refs[col.name] = ref
+        else:
+            inner.append(f"CAST(NULL AS {col.sql_type}) AS {ident(col.name)}")
+    pre.extend(f"{expr} AS {ident(name)}" for name, expr in (passthrough or {}).items())
+    inner.extend(ident(name) for name in passthrough or {})
+    # a file with none of the declared columns (all optional) still has its rows: one per record
+    pre = pre or ["1 AS __none"]
+    layers = f"(SELECT {', '.join(inner)} FROM (SELECT {', '.join(pre)} FROM {source}))"
+    for col in pipeline.columns:
+        if col.sql is not None:
+            layers = f"(SELECT *, CAST(({col.sql}) AS {col.sql_type}) AS {ident(col.name)} FROM {layers})"
+    typed = {name: ident(name) for name in raw_refs}
+    outer = [ident(c) for c in carried]
+    if key_hash:
+        outer.append(f"hash({', '.join(ident(k) for k in pipeline.key)}) AS __h")
+    reason = reason_expr(pipeline, raw_refs, typed)
+    ok = _fast_ok(pipeline, raw_refs, typed)
+    if ok:
+        reason = f"CASE WHEN {ok} THEN CAST(NULL AS VARCHAR) ELSE {reason} END"
+    outer.append(f"{reason} AS __reason")
+    return f"SELECT {', '.join(outer)} FROM {layers}"

@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, safe_text
 from ..pipelines.base import TYPES, Column, Output, Pipeline
 from ..quote import literal
-from ..stage import read_header
+from ..stage.csv import read_header
 
 # Lineage columns every loaded row carries.
 SOURCE_COLUMN = "_source_file"

@@ -39,7 +39,8 @@ from .. import faults, proc
 from ..dates import utc_now
 from ..errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
 from ..sinks import LoadResult, Sink
-from ..stage import Staged, read_header, stage_csv
+from ..stage.csv import read_header, stage_csv
+from ..stage.staged import Staged
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT
 from ..urls import redact_url

@@ -28,6 +28,9 @@ TYPES: dict[str, str] = {
 }
 
 DEFAULT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S",)
+# `event_time: arrival`: a file's rows belong to the day of the date folder it arrived in.
+ARRIVAL = "arrival"
+COMPRESSIONS = ("auto", "none", "gzip", "zstd", "bz2")
 INPUT_FORMATS = ("csv", "jsonl")
 OUTPUT_FORMATS = ("csv", "parquet")
 # A layout must name the year, the month and the day, or two days would share a folder.
@@ -134,25 +137,36 @@ class Pipeline:
     checks: tuple[tuple[str, str], ...] = ()
     # Read files and folders that symbolic links under the source point to outside it.
     follow_symlinks: bool = False
+    # CSV dialect (input.quote ... input.compression in logroll.yaml). quote None: no quoting;
+    # escape None: the quote itself ("" inside a quoted field).
+    quote: str | None = '"'
+    escape: str | None = None
+    header: bool = True  # False: the declared columns in order, every line is data
+    skip_rows: int = 0  # lines before the header
+    encoding: str = "utf-8"  # any Python codec; a BOM picks UTF-8/16 by itself
+    comment: str | None = None  # lines starting with it are skipped (and counted)
+    compression: str = "auto"  # auto: by suffix (.gz, .zst, .bz2)
+    # The zone whose wall clock event times are in when a value carries an offset (%z, %Z):
+    # None converts them to UTC, so the event day is UTC's.
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         if self.input_format not in INPUT_FORMATS:
             raise ConfigError(
                 f"pipeline {self.name!r}: unknown input format {self.input_format!r}; use csv or jsonl"
             )
-        if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
-            raise ConfigError(
-                f"pipeline {self.name!r}: delimiter must be one character, not a quote or newline"
-            )
+        problem = dialect_problem(self)
+        if problem:
+            raise ConfigError(f"pipeline {self.name!r}: {problem}")
         check_layout(self.layout)
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ConfigError(f"pipeline {self.name!r}: duplicate column names")
-        if self.event_time not in names:
+        if self.event_time not in names and not self.arrival:
             raise ConfigError(
                 f"pipeline {self.name!r}: event_time {self.event_time!r} is not a declared column"
             )
-        if self.column(self.event_time).type not in ("timestamp", "date"):
+        if not self.arrival and self.column(self.event_time).type not in ("timestamp", "date"):
             raise ConfigError(f"pipeline {self.name!r}: event_time column must be a timestamp or date")
         for k in self.key:
             if k not in names:
@@ -165,6 +179,11 @@ class Pipeline:
                 )
         if not self.outputs:
             raise ConfigError(f"pipeline {self.name!r}: declare at least one output")
+
+    @property
+    def arrival(self) -> bool:
+        """Whether rows belong to the day of their file's date folder (no time of their own)."""
+        return self.event_time == ARRIVAL and ARRIVAL not in {c.name for c in self.columns}
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -229,6 +248,7 @@ class Pipeline:
             "passthrough": self.passthrough,
             "delimiter": self.delimiter,
             **({"checks": [list(c) for c in self.checks]} if self.checks else {}),
+            **{k: getattr(self, k) for k in _DIALECT_DEFAULTS if getattr(self, k) != _DIALECT_DEFAULTS[k]},
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -254,7 +274,88 @@ class Pipeline:
             body["checks"] = [list(c) for c in self.checks]
         if self.passthrough:  # only when set, so older declarations keep their signature
             body["passthrough"] = True
+        if self.timezone:  # the event day is this zone's
+            body["timezone"] = self.timezone
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_DIALECT_DEFAULTS: dict[str, object] = {
+    "quote": '"',
+    "escape": None,
+    "header": True,
+    "skip_rows": 0,
+    "encoding": "utf-8",
+    "comment": None,
+    "compression": "auto",
+    "timezone": None,
+}
+
+
+def time_format_problem(fmt: str) -> str | None:
+    """Why DuckDB's strptime cannot read with `fmt` (an unknown directive), or None: any format
+    it accepts works (%a %b %B %z %Z %j %p ...)."""
+    import duckdb
+
+    from ..errors import first_line
+    from ..quote import literal
+
+    try:
+        duckdb.connect().execute(f"SELECT try_strptime('', {literal(fmt)})")
+    except duckdb.Error as exc:
+        return f"format {fmt!r}: {first_line(exc).split(': ', 1)[-1]}"
+    return None
+
+
+def input_key_problem(key: str, value: str | None) -> str | None:
+    """What is wrong with one CSV dialect key's value (quote, escape, encoding, comment,
+    timezone), or None."""
+    import codecs
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    if (
+        key in ("quote", "escape")
+        and value != "none"
+        and (len(value) != 1 or not value.isascii() or value in "\r\n")
+    ):
+        return "expected one ASCII character (not a newline), or none"
+    if key == "comment" and (not value or "\n" in value or "\r" in value):
+        return "expected a non-empty text on one line, such as '#'"
+    if key == "encoding":
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            return (
+                f"unknown encoding {value!r}; use a Python codec name such as utf-8, latin-1, cp1252, utf-16"
+            )
+    if key == "timezone":
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):
+            return f"unknown timezone {value!r}; use an IANA name such as Europe/Paris or UTC"
+    return None
+
+
+def dialect_problem(pipe: Pipeline) -> str | None:
+    """What is wrong with a pipeline's CSV dialect, or None."""
+    one = "must be one character (ASCII), not a newline"
+    for name, value in (("delimiter", pipe.delimiter), ("quote", pipe.quote), ("escape", pipe.escape)):
+        if value is not None and (len(value) != 1 or not value.isascii() or value in "\r\n"):
+            return f"{name} {one}"
+    if pipe.delimiter == (pipe.quote or '"') or pipe.delimiter == pipe.escape:
+        return "the delimiter must differ from the quote and the escape"
+    if pipe.quote is None and pipe.escape is not None:
+        return "an escape needs a quote (quote: none has no escape)"
+    if pipe.skip_rows < 0:
+        return "skip_rows must be 0 or more"
+    if pipe.compression not in COMPRESSIONS:
+        return f"compression {pipe.compression!r}: use one of {', '.join(COMPRESSIONS)}"
+    for key in ("comment", "encoding", "timezone"):
+        problem = input_key_problem(key, getattr(pipe, key))
+        if problem:
+            return f"{key}: {problem}"
+    return None
 
 
 def _nondefault_output(out: Output) -> dict[str, object]:

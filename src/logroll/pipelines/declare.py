@@ -15,10 +15,10 @@ import string
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..errors import ConfigError, LogrollError, first_line
-from .base import Column, Output, Pipeline, check_layout
+from .base import ARRIVAL, Column, Output, Pipeline, check_layout, input_key_problem, time_format_problem
 
 DEFAULT_SUFFIXES = {"csv": (".csv",), "jsonl": (".jsonl", ".json")}
 
@@ -59,6 +59,9 @@ class ColumnSpec(SpecModel):
         for fmt in v:
             if "%" not in fmt:
                 raise ValueError(f"expected strftime formats like '%Y-%m-%d %H:%M:%S', got {fmt!r}")
+            problem = time_format_problem(fmt)
+            if problem:
+                raise ValueError(problem)
         return v
 
 
@@ -70,6 +73,22 @@ class InputSpec(SpecModel):
     passthrough: bool = False
     null_values: list[str] = []
     follow_symlinks: bool = False
+    # CSV dialect: quote is one character or `none`; escape defaults to the quote
+    quote: str = '"'
+    escape: str | None = None
+    header: bool = True
+    skip_rows: int = Field(default=0, ge=0)
+    encoding: str = "utf-8"
+    comment: str | None = None
+    compression: Literal["auto", "none", "gzip", "zstd", "bz2"] = "auto"
+
+    @field_validator("quote", "escape", "encoding", "comment")
+    @classmethod
+    def _dialect(cls, v: str | None, info: ValidationInfo) -> str | None:
+        problem = input_key_problem(info.field_name or "", v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("layout")
     @classmethod
@@ -126,6 +145,22 @@ class PipelineSpec(SpecModel):
     outputs: list[OutputSpec] = Field(min_length=1)
     params: dict[str, str] = {}
     version: str = "1"
+    # the zone whose wall clock event times with an offset are converted to (default UTC)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        from zoneinfo import ZoneInfo
+
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (KeyError, ValueError, OSError):
+                raise ValueError(
+                    f"unknown timezone {v!r}; use an IANA name such as Europe/Paris or UTC"
+                ) from None
+        return v
 
 
 # ---- declared pipelines -----------------------------------------------------------------------
@@ -275,8 +310,15 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
     et = spec.event_time if isinstance(spec.event_time, str) else spec.event_time.column
     et_formats = None if isinstance(spec.event_time, str) else spec.event_time.formats
     et_at = f"{at}.event_time" + ("" if isinstance(spec.event_time, str) else ".column")
-    if et not in cols:
-        problems.append((et_at, f"{et!r} is not a declared column; declared: {', '.join(cols)}"))
+    if et == ARRIVAL and et not in cols:
+        pass  # the day of the date folder each file arrived in
+    elif et not in cols:
+        problems.append(
+            (
+                et_at,
+                f"{et!r} is not a declared column; declared: {', '.join(cols)} (or 'arrival': the file's folder day)",
+            )
+        )
     else:
         col = spec.columns[cols.index(et)]
         if col.type not in ("timestamp", "date"):
@@ -316,19 +358,34 @@ def build_pipeline(name: str, spec: PipelineSpec, at: str) -> Pipeline:
             Output(o.name, o.sql, o.path, o.format, tuple(o.order_by), o.time_column, o.time_format)
             for o in spec.outputs
         ),
-        input_format=spec.input.format,
-        suffixes=tuple(spec.input.suffixes or DEFAULT_SUFFIXES[spec.input.format]),
-        layout=spec.input.layout,
         params=dict(spec.params),
         version=spec.version,
-        passthrough=spec.input.passthrough,
-        delimiter=spec.input.delimiter,
-        null_values=tuple(spec.input.null_values),
-        follow_symlinks=spec.input.follow_symlinks,
         checks=tuple((c.condition, c.reason) for c in spec.checks),
+        **_input_fields(spec.input),
+        timezone=spec.timezone,
     )
     _raise_at(check_pipeline(pipe, at))
     return pipe
+
+
+def _input_fields(inp: InputSpec) -> dict[str, Any]:
+    """The Pipeline fields an `input:` block declares."""
+    return {
+        "input_format": inp.format,
+        "suffixes": tuple(inp.suffixes or DEFAULT_SUFFIXES[inp.format]),
+        "layout": inp.layout,
+        "passthrough": inp.passthrough,
+        "delimiter": inp.delimiter,
+        "null_values": tuple(inp.null_values),
+        "follow_symlinks": inp.follow_symlinks,
+        "quote": None if inp.quote == "none" else inp.quote,
+        "escape": None if inp.escape in (None, "none") else inp.escape,
+        "header": inp.header,
+        "skip_rows": inp.skip_rows,
+        "encoding": inp.encoding,
+        "comment": inp.comment,
+        "compression": inp.compression,
+    }
 
 
 class DeclarationProblems(ConfigError):
@@ -350,6 +407,7 @@ _EXPRESSED = {
         "name", "columns", "event_time", "key", "outputs", "description", "input_format", "suffixes",
         "layout", "params", "version", "passthrough", "delimiter", "null_values", "checks",
         "follow_symlinks",
+        "quote", "escape", "header", "skip_rows", "encoding", "comment", "compression", "timezone",
     },
     Column: {"name", "type", "required", "formats", "source", "detect", "sql"},
     Output: {"name", "sql", "path", "format", "order_by", "time_column", "time_format"},
@@ -387,6 +445,12 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         inp["null_values"] = list(pipe.null_values)
     if pipe.follow_symlinks:
         inp["follow_symlinks"] = True
+    if pipe.quote != '"':
+        inp["quote"] = pipe.quote if pipe.quote is not None else "none"
+    for key, default in (("escape", None), ("header", True), ("skip_rows", 0), ("encoding", "utf-8"),
+                         ("comment", None), ("compression", "auto")):  # fmt: skip
+        if getattr(pipe, key) != default:
+            inp[key] = getattr(pipe, key)
     columns = []
     for c in pipe.columns:
         d: dict[str, Any] = {"name": c.name, "type": c.type}
@@ -422,6 +486,8 @@ def pipeline_to_dict(pipe: Pipeline) -> dict[str, Any]:
         out["params"] = dict(pipe.params)
     if pipe.version != "1":
         out["version"] = pipe.version
+    if pipe.timezone:
+        out["timezone"] = pipe.timezone
     return out
 
 

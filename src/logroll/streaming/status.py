@@ -25,8 +25,7 @@ def database(pipeline: str, dest: str, work_dir: str | None = None) -> str:
         return dest.partition("#")[0]
     from ..workspace import open_workspace
 
-    # TODO(issue 15): a read-only open_workspace, so that a status never creates DEST/_logroll.
-    ws = open_workspace(dest, None, work_dir)
+    ws = open_workspace(dest, None, work_dir, read_only=True)  # a status creates nothing
     return str(ws.work_dir / "stream" / f"{pipeline}.sqlite")
 
 
