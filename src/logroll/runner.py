@@ -30,7 +30,6 @@ from .pipelines import Pipeline
 from .publish import keep_quarantine
 from .report import RunReport
 from .stage.csv import CsvFile, stage_csv_file
-from .stage.csv import signature as csv_signature
 from .stage.jsonl import stage_jsonl
 from .stage.quarantine import quarantine_name, whole_file_quarantine
 from .stage.staged import Staged
@@ -147,7 +146,7 @@ class BatchRun:
             self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
-        signature = csv_signature(pipe) if pipe.input_format == "csv" else pipe.stage_signature()
+        signature = discover.version_signature(pipe)
         listed = [replace(f, version=f"{f.version}~{signature}") for f in listed]
         report.files_seen = len(listed)
         known = self.catalog.files(pipe.name)

@@ -186,6 +186,7 @@ def list_local(
     skip = tuple(e.rstrip("/") + "/" for e in exclude)
     suffixes = tuple(s.lower() for s in pipe.suffixes)
     root = src.rstrip("/") + "/"
+    signature = discover.version_signature(pipe)
     for folder in folders if folders is not None else [""]:
         base = os.path.join(src, folder) if folder else src
         for path, st in _walk(base):
@@ -196,7 +197,7 @@ def list_local(
             if (skip and path.startswith(skip)) or (suffixes and not name.endswith(suffixes)):
                 continue
             token = f"{st.st_size}:{st.st_mtime}"  # storage.files._version_token of a local file
-            seen[path] = FileVersion(path, int(st.st_size), f"{token}~{pipe.stage_signature()}")
+            seen[path] = FileVersion(path, int(st.st_size), f"{token}~{signature}")
     return sorted(seen.values(), key=lambda f: f.uri)
 
 
