@@ -11,19 +11,18 @@ from typing import Any
 import duckdb
 
 from .. import faults
-from ..errors import BuildError
-from ..pipelines.base import Output, Pipeline
+from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
+from . import duckdb_build, sql
 from . import passthrough as passthrough_mod
-from . import sql
-from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl, StateJob
 from .duckdb_stage import part_options, stage_csv_parts
-from .projection import carried_columns, needed_columns
-from .writer import write_output
+from .projection import carried_columns
 
 
 class DuckDBEngine:
     name = "duckdb"
+    keeps_state = True
 
     def __init__(
         self,
@@ -135,37 +134,13 @@ class DuckDBEngine:
             )
         return source, columns, warnings
 
-    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
-        con = self.con
-        out_dir.mkdir(parents=True, exist_ok=True)
-        source, columns, warnings = self.day_source(day, part_globs, pipeline)
-        rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-        # Only the columns the outputs read: the dedupe then carries a key and a column or two
-        # instead of whole rows (about 3x less work, and far less memory).
-        keep = needed_columns(pipeline, columns)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source, columns, keep)}"
-        )
-        rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
-        outputs: dict[str, tuple[Path, int]] = {}
-        for out in pipeline.outputs:
-            output_columns(con, out)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {out.sql}")
-            target = out_dir / f"{out.name}.{out.format}"
-            outputs[out.name] = (target, write_output(con, out, "__out", target))
-            con.execute("DROP TABLE __out")
-        con.execute("DROP TABLE rows")
-        return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
-
-
-def output_columns(con: Any, out: Output) -> tuple[list[str], list[str]]:
-    """Names and types of an output's columns, bound over the view `rows` without running it."""
-    rel = con.sql(out.sql)
-    names = [n.lower() for n in rel.columns]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # DuckDB would silently rename the second one
-        raise BuildError(
-            f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
-            "rename the input column(s) or change the output's SQL"
-        )
-    return list(rel.columns), [str(t) for t in rel.types]
+    def build_day(
+        self,
+        day: str,
+        part_globs: list[str],
+        pipeline: Pipeline,
+        out_dir: Path,
+        state: StateJob | None = None,
+    ) -> BuildOutcome:
+        """The day's unique rows (kept as its state with `state`), then its outputs (duckdb_build)."""
+        return duckdb_build.build_day(self, day, part_globs, pipeline, out_dir, state)
