@@ -88,8 +88,10 @@ Master = Annotated[
     str | None,
     typer.Option(
         "--master",
-        help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
-        envvar="LOGROLL_SPARK_MASTER",
+        # LOGROLL_SPARK_MASTER is read with the other settings (config.resolve), not as this
+        # flag: a default kept in the environment must not refuse runs on another engine.
+        help="For --engine spark: local[N], local[*] or spark://HOST:PORT, or LOGROLL_SPARK_MASTER "
+        "[default: local[*]].",
     ),
 ]
 SparkConf = Annotated[
