@@ -40,9 +40,21 @@ class Block:
     def offset(self, i: int) -> int:
         if self.body is None:
             return self.base
+        return self.base + self._offsets()[i]
+
+    def _offsets(self) -> list[int]:
         if self._offs is None:
+            assert self.body is not None
             self._offs = [0, *itertools.accumulate(map(len, self.body.splitlines(keepends=True)))]
-        return self.base + self._offs[i]
+        return self._offs
+
+    def ending(self, i: int) -> bytes:
+        """Line i's own line break (LF, CRLF or CR): a quoted field spanning lines keeps the
+        bytes it had (LF where unknown: a cut line, or the last one)."""
+        if self.body is None or i in self.special:
+            return b"\n"
+        offs = self._offsets()
+        return self.body[offs[i] + len(self.lines[i]) : offs[i + 1]] or b"\n"
 
 
 def blocks(
@@ -133,17 +145,19 @@ class LineSource:
                 return False
         return True
 
-    def next(self) -> tuple[bytes, int, int, int, int] | None:
-        """(text, byte offset, length, flag, line number) of the next line, or None at the end."""
+    def next(self) -> tuple[bytes, int, int, int, int, bytes] | None:
+        """(text, byte offset, length, flag, line number, line break) of the next line, or None
+        at the end."""
         if self.pending:
             return self.pending.popleft()
         if not self._fill():
             return None
         b, i = self.blk, self.i
+        assert b is not None
         self.i += 1
         self.lines += 1
         length, flag = b.special.get(i, (len(b.lines[i]), 0))
-        return (b.lines[i], b.offset(i), length, flag, self.lines)
+        return (b.lines[i], b.offset(i), length, flag, self.lines, b.ending(i))
 
     def peek(self) -> tuple[Block, int] | None:
         """(block, index) of the next line when bulk reading is possible."""

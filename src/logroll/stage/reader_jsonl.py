@@ -190,7 +190,7 @@ def _spool_jsonl(
                 item = src.next()
                 if item is None:
                     break
-                text, off, length, flag, no = item
+                text, off, length, flag, no = item[:5]
                 records += 1
                 if flag == 2:
                     early.append(

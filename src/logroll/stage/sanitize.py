@@ -214,7 +214,7 @@ class Sanitizer:
         return True
 
     def _one(self, item: tuple, out: BinaryIO) -> None:
-        text, off, length, too_long, line_no = item
+        text, off, length, too_long, line_no = item[:5]
         if self._not_a_record(item, out):
             return
         n, status = self.g.fields(text)
@@ -223,7 +223,7 @@ class Sanitizer:
             parts = self._multiline(item, n)
             if parts is None:  # runaway: the opening line is quarantined, the rest read again
                 return
-            n, status = self.g.fields(b"\n".join(parts))  # exact recount of the whole record
+            n, status = self.g.fields(b"".join(parts))  # exact recount of the whole record
             if status == "bad" and self.header is not None:
                 # the quote closed lines later but text follows it: most likely a stray quote
                 # that met a later one. Like a runaway: its opening line only, the rest again.
@@ -234,7 +234,7 @@ class Sanitizer:
                 for taken in reversed(self._taken):
                     self.src.pending.appendleft(taken)
                 return
-        rec = b"\n".join(parts) if len(parts) > 1 else text
+        rec = b"".join(parts) if len(parts) > 1 else text
         self.records += 1
         if self.header is None:
             self._take_header(rec, status, n, line_no, len(parts), out)
@@ -243,7 +243,7 @@ class Sanitizer:
 
     def _not_a_record(self, item: tuple, out: BinaryIO) -> bool:
         """Handle a line that is no data record (skipped, too long, cut, a comment, blank)."""
-        text, off, length, too_long, line_no = item
+        text, off, length, too_long, line_no = item[:5]
         lim = self.limits
         if not too_long and self.header is not None and len(text) > lim.max_line_bytes:
             too_long, length, text = 1, len(text), text[: lim.excerpt_bytes]
@@ -314,13 +314,15 @@ class Sanitizer:
             if nlines > 1:  # stays one record over several spool lines
                 self.multiline_phys.extend(range(line_no, line_no + nlines - 1))
 
-    def _multiline(self, first_item: tuple[bytes, int, int, int, int], n: int) -> list[bytes] | None:
-        """The lines of a record whose quoted field is open past its first line; None for a
-        runaway quote (then its opening line is quarantined and the lines after it read again)."""
+    def _multiline(self, first_item: tuple, n: int) -> list[bytes] | None:
+        """The lines of a record whose quoted field is open past its first line, each but the
+        last with its own line break (a value keeps its CRLF or CR); None for a runaway quote
+        (then its opening line is quarantined and the lines after it read again)."""
         lim = self.limits
-        first, off, _, _, line_no = first_item
+        first, off, _, _, line_no = first_item[:5]
         taken = []
         parts = [first]
+        ending = first_item[5]
         size = len(first)
         while True:
             item = self._next()
@@ -328,11 +330,13 @@ class Sanitizer:
                 why = "it never closes (end of file)"
                 break
             taken.append(item)
-            text, _, _, too_long, _ = item
+            text, _, _, too_long, _ = item[:5]
             if too_long:
                 why = "it never closes (a line over the limit follows)"
                 break
+            parts[-1] += ending
             parts.append(text)
+            ending = item[5]
             size += len(text) + 1
             if size > lim.max_quoted_bytes:
                 why = f"the quoted field grows past {lim.max_quoted_bytes} bytes"
