@@ -184,7 +184,7 @@ def list_local(
     files, uris and version tokens; tests/test_quick.py compares them), without fsspec."""
     seen: dict[str, FileVersion] = {}
     skip = tuple(e.rstrip("/") + "/" for e in exclude)
-    suffixes = tuple(s.lower() for s in pipe.suffixes)
+    suffixes = tuple(s.lower() for s in discover.accepted_suffixes(pipe))  # compressed ones too
     root = src.rstrip("/") + "/"
     signature = discover.version_signature(pipe)
     for folder in folders if folders is not None else [""]:
