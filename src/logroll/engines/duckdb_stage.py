@@ -200,4 +200,6 @@ def structural_rejects(con: Any, rejects_table: str) -> pa.Table:
 
 def _no_reject(con: Any) -> pa.Table:
     # made by DuckDB: any Arrow table built in Python imports pandas (0.7 s)
-    return con.sql("SELECT 0::BIGINT AS line, ''::VARCHAR AS reason, ''::VARCHAR AS raw WHERE false").to_arrow_table()
+    return con.sql(
+        "SELECT 0::BIGINT AS line, ''::VARCHAR AS reason, ''::VARCHAR AS raw WHERE false"
+    ).to_arrow_table()

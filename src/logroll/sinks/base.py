@@ -24,7 +24,6 @@ import pyarrow as pa
 from ..errors import SchemaMismatch, UsageError
 
 
-
 @dataclass(frozen=True)
 class CsvRows:
     """Rows already written as one CSV file by their producer (DuckDB's COPY TO): no header,

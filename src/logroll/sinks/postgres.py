@@ -240,7 +240,10 @@ class PostgresTransaction:
         """Stream a CSV file its producer wrote for COPY as it is: no decoding, no re-encoding."""
         cols = ", ".join(ident(f.name) for f in data.schema)
         with self.conn.cursor() as cur:
-            with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy, open(data.path, "rb") as fh:
+            with (
+                cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy,
+                open(data.path, "rb") as fh,
+            ):
                 while chunk := fh.read(1 << 20):
                     copy.write(chunk)
             return int(cur.rowcount)
