@@ -353,7 +353,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--pandas-share", type=int, default=8, help="pandas loads 1/N of the files")
+    parser.add_argument("--pandas-share", type=int, default=20, help="pandas loads 1/N of the files")
     parser.add_argument("--out", default=str(HERE / "results_ingest.md"))
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
