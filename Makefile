@@ -35,6 +35,7 @@ run: install
 	@echo "Results:    $(SAMPLE)/results/YYYY/MM/DD/daily_agg_YYYYMMDD_Guy_Fawkes.csv"
 	@find $(SAMPLE)/results -name 'daily_agg_*.csv' | sort
 	@echo "Quarantine: $(SAMPLE)/results/_logroll/quarantine/"
+	@echo "State:      $(SAMPLE)/results/_logroll/catalog.sqlite"
 	@echo "Status:     $(BIN)/logroll status impressions --dest $(SAMPLE)/results"
 
 test: machine install-dev

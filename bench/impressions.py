@@ -8,7 +8,9 @@ Contenders, each in its own subprocess so that peak RSS is its own (os.wait4):
   duckdb-sql    one hand-written DuckDB query over the same files (the strongest plain alternative)
   pandas        the seeds' approach: read every CSV with pandas, drop_duplicates, groupby
 Then one late file (1% of the day's rows, in the next day's folder) and an incremental run, then a
-rerun with nothing new. All outputs are checked to agree; the table goes to bench/results.md.
+rerun with nothing new; then the day's files "arrive" in 24 batches, each followed by
+`run --stage-only`, and `run DAY` after the last one is timed (end-of-day latency). All outputs
+are checked to agree; the table goes to bench/results.md (and the README's benchmark table).
 Absolute times on a shared machine are noise: read the ratios.
 """
 
@@ -32,12 +34,14 @@ ROOT = HERE.parent
 KEY = ("IMPRESSION_ID", "IMPRESSION_DATETIME")
 DEVICES = ("mobile", "desktop", "tablet", "tv")
 
-# Targets from issue 3, on the 2-core machine.
+# Targets from issue 16, on the 2-core machine.
 MAX_RATIO_VS_SQL = 1.5
 MIN_SPEEDUP_VS_PANDAS = 3.0
 MAX_RSS_MIB = 1024
-MAX_LATE_SHARE = 0.10
-MAX_RERUN_SECONDS = 1.0
+MAX_LATE_SHARE = 0.15  # (late run - nothing-new rerun) / full build
+MAX_RERUN_SECONDS = 0.5
+MAX_END_OF_DAY_VS_SQL = 0.5  # `run DAY` after the day's files were staged with --stage-only
+BATCHES = 24
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -194,8 +198,8 @@ def read_agg(path: Path) -> list[tuple[int, int, int]]:
     return sorted((int(a), int(b), int(c)) for a, b, c in rows[1:])
 
 
-def logroll_cmd(raw: Path, dest: Path, day: str, args: argparse.Namespace) -> list[str]:
-    cmd = [sys.executable, "-m", "logroll.cli", "run", "impressions", day]
+def logroll_cmd(raw: Path, dest: Path, day: str, args: argparse.Namespace, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "logroll.cli", "run", "impressions", day, *extra]
     cmd += ["--source", str(raw), "--dest", str(dest), "--json"]
     if args.memory_limit:
         cmd += ["--memory-limit", args.memory_limit]
@@ -330,28 +334,88 @@ def main(argv: list[str] | None = None) -> int:
     if (logroll_out.read_bytes(), logroll_out.stat().st_mtime_ns) != before:
         problems.append("the rerun with nothing new touched the output")
 
-    table, misses = render(args, size_mib, sql, full, pandas_m, late, late_rows, rerun, full_report)
+    staged, end_of_day = stage_as_they_arrive(raw, files, work, args, problems)
+    if read_agg(work / "arrive-dest" / out_rel) != expected:
+        problems.append("the build after --stage-only differs from the hand-written query")
+
+    measured = Runs(sql, full, pandas_m, late, late_rows, rerun, staged, end_of_day)
+    table, misses = render(args, size_mib, measured, full_report)
     text = table + ("\n\nProblems:\n" + "\n".join(f"- {p}" for p in problems) if problems else "")
     print(text)
     args.results.write_text(text + "\n")
+    if args.rows == 10_000_000 and args.results == HERE / "results.md" and not problems:
+        update_readme(table.split("\n\n", 1)[1])
     print(f"\nwritten to {args.results}", file=sys.stderr)
     if problems:
         return 1
     return 1 if (args.strict and misses) else 0
 
 
-def render(
-    args: argparse.Namespace,
-    size_mib: float,
-    sql: Measured,
-    full: Measured,
-    pandas_m: Measured | None,
-    late: Measured,
-    late_rows: int,
-    rerun: Measured,
-    report: dict,
-) -> tuple[str, list[str]]:
+def stage_as_they_arrive(
+    raw: Path, files: list[Path], work: Path, args: argparse.Namespace, problems: list[str]
+) -> tuple[Measured, Measured]:
+    """The day's files land in BATCHES batches (hard links into a fresh source), each followed by
+    `run DAY --stage-only`; then `run DAY` builds. Returns (the stage-only runs summed, the build)."""
+    src, dest = work / "arrive", work / "arrive-dest"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    print(f"staging the day's files in {BATCHES} batches with --stage-only ...", file=sys.stderr)
+    total = Measured(0.0, 0.0, 0.0, "")
+    per = max(1, -(-len(files) // BATCHES))
+    for i in range(0, len(files), per):
+        for f in files[i : i + per]:
+            target = src / f.relative_to(raw)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, target)
+        m = measure(logroll_cmd(src, dest, args.day, args, "--stage-only"), work / "logroll-stage-only.log")
+        rep = json.loads(m.stdout)
+        if rep["partitions_built"] or rep["outputs_written"]:
+            problems.append(f"--stage-only built {rep['partitions_built']} / wrote {rep['outputs_written']}")
+        total = Measured(total.seconds + m.seconds, total.cpu + m.cpu, max(total.rss_mib, m.rss_mib), "")
+    if list(dest.rglob("daily_agg_*")):
+        problems.append("--stage-only wrote an output")
+    print("running logroll after the last batch (end of day) ...", file=sys.stderr)
+    end = measure(logroll_cmd(src, dest, args.day, args), work / "logroll-end-of-day.log")
+    rep = json.loads(end.stdout)
+    if rep["files_staged"] or rep["partitions_built"] != [args.day]:
+        problems.append(f"end of day staged {rep['files_staged']} files, built {rep['partitions_built']}")
+    return total, end
+
+
+@dataclass
+class Runs:
+    """Every measured run of one bench invocation."""
+
+    sql: Measured
+    full: Measured
+    pandas: Measured | None
+    late: Measured
+    late_rows: int
+    rerun: Measured
+    staged: Measured  # the BATCHES --stage-only runs, summed (peak RSS: the largest)
+    end_of_day: Measured
+
+
+def update_readme(tables: str) -> None:
+    """The README's benchmark tables (between its bench:impressions markers) become this run's."""
+    readme = ROOT / "README.md"
+    start, end = "<!-- bench:impressions -->", "<!-- /bench:impressions -->"
+    text = readme.read_text()
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(f"{head}{start}\n{tables}\n{end}{rest.split(end, 1)[1]}")
+
+
+def render(args: argparse.Namespace, size_mib: float, runs: Runs, report: dict) -> tuple[str, list[str]]:
     n = args.rows
+    sql, full, pandas_m, late, rerun, eod = (
+        runs.sql,
+        runs.full,
+        runs.pandas,
+        runs.late,
+        runs.rerun,
+        runs.end_of_day,
+    )
 
     def row(name: str, m: Measured, rows: int, ratio: bool = True) -> str:
         r = f"{m.seconds / sql.seconds:.2f}x" if ratio else "-"
@@ -373,20 +437,26 @@ def render(
     if pandas_m:
         lines.append(row("pandas (seeds' approach)", pandas_m, n))
     lines += [
-        row(f"logroll, one late file ({late_rows:,} rows)", late, late_rows, ratio=False),
+        row(f"logroll, one late file ({runs.late_rows:,} rows)", late, runs.late_rows, ratio=False),
         row("logroll rerun, nothing new", rerun, 0, ratio=False),
+        row(f"logroll --stage-only, {BATCHES} batches (sum)", runs.staged, n, ratio=False),
+        row("logroll run DAY after --stage-only (end of day)", eod, n),
     ]
+    late_share = (late.seconds - rerun.seconds) / full.seconds
+    rss = max(full.rss_mib, late.rss_mib, runs.staged.rss_mib, eod.rss_mib)
     checks = [
         ("full build vs hand-written DuckDB", full.seconds / sql.seconds, f"<= {MAX_RATIO_VS_SQL}x", "x"),
-        ("peak RSS of logroll", max(full.rss_mib, late.rss_mib), f"<= {MAX_RSS_MIB} MiB", " MiB"),
-        ("late file vs full build", late.seconds / full.seconds * 100, f"<= {MAX_LATE_SHARE:.0%}", "%"),
+        ("peak RSS of logroll", rss, f"<= {MAX_RSS_MIB} MiB", " MiB"),
+        ("late file: (late - nothing new) / full", late_share * 100, f"<= {MAX_LATE_SHARE:.0%}", "%"),
         ("rerun with nothing new", rerun.seconds, f"<= {MAX_RERUN_SECONDS:g} s", " s"),
+        ("end of day vs hand-written DuckDB", eod.seconds / sql.seconds, f"<= {MAX_END_OF_DAY_VS_SQL}x", "x"),
     ]
     ok = [
         full.seconds <= MAX_RATIO_VS_SQL * sql.seconds,
-        max(full.rss_mib, late.rss_mib) <= MAX_RSS_MIB,
-        late.seconds <= MAX_LATE_SHARE * full.seconds,
+        rss <= MAX_RSS_MIB,
+        late_share <= MAX_LATE_SHARE,
         rerun.seconds <= MAX_RERUN_SECONDS,
+        eod.seconds <= MAX_END_OF_DAY_VS_SQL * sql.seconds,
     ]
     if pandas_m:
         checks.insert(
@@ -403,7 +473,8 @@ def render(
         "",
         "All outputs agree (checked row for row). Times are wall-clock seconds of a whole process, "
         "start-up included; CPU seconds are user + system time of the process (on a machine shared "
-        "with other work they move less than wall time); peak RSS is the process's own (os.wait4).",
+        "with other work they move less than wall time); peak RSS is the process's own (os.wait4). "
+        "Ratios marked - are not against the hand-written query; the targets say what they compare.",
     ]
     return "\n".join(lines), misses
 

@@ -80,16 +80,19 @@ def generate(data: Path, events: int) -> Path:
 def worker_duckdb_sql(src: str, out: str) -> None:
     import duckdb
 
-    from logroll.pipelines.weblogs import url_level_sql
+    from logroll.pipelines.weblogs import url_levels_query
 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    levels = ", ".join(f"{url_level_sql('url', i)} AS url_level{i}" for i in (1, 2, 3))
-    con.execute(
-        f"""CREATE TABLE ev AS SELECT DISTINCT ON (event_id) CAST(user.id AS VARCHAR) AS user_id,
-            strptime(timestamp, '%d/%m/%Y %H:%M:%S') AS ts, action, {levels}
+    # the same URL rules as the pipeline (its split, step by step), no quarantine, no exactly-once
+    events = f"""(SELECT event_id, CAST(user.id AS VARCHAR) AS user_id,
+            strptime(timestamp, '%d/%m/%Y %H:%M:%S') AS ts, action, url
         FROM read_json({src!r}, format='newline_delimited',
-            columns={{event_id: 'VARCHAR', user: 'STRUCT(id VARCHAR)', action: 'VARCHAR', url: 'VARCHAR', timestamp: 'VARCHAR'}})"""
+            columns={{event_id: 'VARCHAR', user: 'STRUCT(id VARCHAR)', action: 'VARCHAR', url: 'VARCHAR', timestamp: 'VARCHAR'}}))"""
+    levels = url_levels_query(events, keep=("event_id", "user_id", "ts", "action"))
+    con.execute(
+        "CREATE TABLE ev AS SELECT DISTINCT ON (event_id) user_id, ts, action, url_level1, url_level2, "
+        f"url_level3 FROM ({levels})"
     )
     Path(out).mkdir(parents=True, exist_ok=True)
     con.execute(

@@ -22,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,18 @@ def snapshot_of(
         (r["uri"], r["day"], r["version"], r["rows"])
         for r in rows("SELECT f.uri, p.* FROM parts p JOIN files f ON f.id = p.file_id")
     )
+    # Each day's kept unique rows: what they reflect and how many files hold them (their names
+    # carry the run that wrote them). File ids follow the order parallel staging finished in.
+    uri_of = {r["id"]: r["uri"] for r in rows("SELECT id, uri FROM files")}
+    states = {
+        r["day"]: (
+            sorted((uri_of[f], v, n) for f, v, n in json.loads(r["parts"])),
+            r["rows_in"],
+            r["rows_unique"],
+            sorted(Path(f).name[:4] for f in json.loads(r["files"])),
+        )
+        for r in rows("SELECT * FROM day_states")
+    }
     totals = Counter()
     for _, _, read, valid, rejected in files.values():
         totals.update(rows_read=read, rows_valid=valid, rows_rejected=rejected)
@@ -92,6 +104,7 @@ def snapshot_of(
         "files": files,
         "days": days,
         "parts": parts,
+        "states": states,
         "totals": dict(totals),
     }
 
@@ -108,6 +121,14 @@ def assert_no_orphans(dest: Path) -> None:
         # Relative to DEST/_logroll, so that the state means the same on any machine.
         assert not Path(r["path"]).is_absolute(), r["path"]
         assert list((dest / "_logroll" / r["path"]).parent.glob("*.parquet")), f"part {r['path']} is gone"
+    # Every day state file on disk is one the catalog lists, and every listed one is there.
+    kept = {
+        p.relative_to(dest / "_logroll").as_posix()
+        for p in (dest / "_logroll/days").rglob("*")
+        if p.is_file()
+    }
+    listed = {f for r in catalog_rows(dest, "SELECT files FROM day_states") for f in json.loads(r["files"])}
+    assert kept == listed
 
 
 def assert_reports_match_catalog(dest: Path, after_run: int) -> None:
@@ -140,6 +161,7 @@ class Scenario:
     expected: dict[str, Any]
     points: list[str]  # the fault points a clean run passes, in order
     last_run: int  # runs already in the pristine catalog
+    builds: dict[str, str] = field(default_factory=dict)  # day -> how the clean run built it
 
     def reset(self) -> None:
         shutil.rmtree(self.dest, ignore_errors=True)
@@ -165,7 +187,7 @@ class Scenario:
             shutil.copytree(self.dest, kept)
             (kept / "rerun.out").write_text(done.stdout + "\n----\n" + done.stderr)
         # Counts first: they say more than two differing outputs do.
-        for key in ("files", "parts", "totals", "days", "outputs", "quarantine"):
+        for key in ("files", "parts", "totals", "days", "states", "outputs", "quarantine"):
             assert got[key] == self.expected[key], f"{self.name}: {key} differs after a kill at {what}"
         assert_no_orphans(self.dest)
         assert_reports_match_catalog(self.dest, self.last_run)
@@ -197,21 +219,41 @@ def _late_changes(raw: Path) -> None:
     changed.write_text("\n".join(lines[:-50] + ["resent-1,2021-01-31 09:09:09,77,u,tv"]) + "\n")
 
 
+def _late_file(raw: Path) -> None:
+    """Only a late file, a few percent of two days' rows (some of them resent, one beating the
+    day's winner): both days are brought up to date incrementally, from their kept rows."""
+    seen = (raw / "2021/01/31/impressions_20210131_0.csv").read_text().splitlines()
+    header, old_rows = seen[0], seen[1:]
+    resent = [r for r in old_rows[:30] if r.split(",")[1].startswith("2021-01-31")]
+    first = old_rows[0].split(",")
+    beating = [",".join([first[0], first[1], "0", *first[3:]])] if first[1].startswith("2021-01-31") else []
+    late = resent + beating + [f"late-{i},2021-01-31 {i % 24:02d}:20:00,{i % 7},u{i},tv" for i in range(40)]
+    late += [f"later-{i},2021-01-30 {i % 24:02d}:40:00,{i % 5},u{i},tv" for i in range(20)]
+    folder = raw / "2021/02/01"
+    folder.mkdir(parents=True)
+    (folder / "late_arrivals.csv").write_text("\n".join([header, *late]) + "\n")
+
+
 def _scenario(name: str, tmp: Path) -> Scenario:
     source, dest = tmp / f"{name}-raw", tmp / f"{name}-results"
     demo.GENERATORS["impressions"](source, days=3, rows=3000)
     pristine, args, last_run = None, MULTI_DAY, 0
-    if name == "late":
+    if name in ("late", "incremental"):
         first = logroll(source, dest, MULTI_DAY)
         assert first.returncode == 0, first.stderr
-        _late_changes(source)
-        pristine, args, last_run = tmp / f"{name}-pristine", LATE_DAY, 1
+        if name == "late":
+            _late_changes(source)
+            args = LATE_DAY
+        else:
+            _late_file(source)
+        pristine, last_run = tmp / f"{name}-pristine", 1
         shutil.copytree(dest, pristine)
     trace = tmp / f"{name}-trace.txt"
     s = Scenario(name, source, dest, pristine, args, {}, [], last_run)
     s.reset()
     clean = logroll(source, dest, args, trace=trace)
     assert clean.returncode == 0, clean.stderr
+    s.builds = {p["day"]: p["build"] for p in json.loads(clean.stdout)["partitions"]}
     s.expected = snapshot(dest)
     s.points = trace.read_text().split()
     # The reference itself: nothing lost, nothing twice, idempotent.
@@ -227,16 +269,21 @@ def _scenario(name: str, tmp: Path) -> Scenario:
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
     tmp = tmp_path_factory.mktemp("crash")
-    return {name: _scenario(name, tmp) for name in ("multiday", "late")}
+    return {name: _scenario(name, tmp) for name in ("multiday", "late", "incremental")}
 
 
 def test_reference_runs_pass_every_fault_point(scenarios: dict[str, Scenario]) -> None:
-    multi, late = scenarios["multiday"], scenarios["late"]
+    multi, late, inc = scenarios["multiday"], scenarios["late"], scenarios["incremental"]
     assert multi.expected["totals"]["rows_rejected"] > 0
     assert len(multi.expected["days"]) == 3
-    # The late run staged the late and the changed file, then rebuilt 01-30, 01-31 and 02-01.
+    # The late run staged the late and the changed file, then rebuilt 01-30, 01-31 and 02-01,
+    # each whole: the changed file held rows of 01-30 and 01-31, and 02-01 had no state.
     assert len(late.expected["days"]) == 4
-    for s in (multi, late):
+    assert late.builds == {"2021-01-30": "full", "2021-01-31": "full", "2021-02-01": "full"}
+    # Only a late file: both days it holds rows for are brought up to date incrementally.
+    assert inc.builds == {"2021-01-30": "incremental", "2021-01-31": "incremental"}
+    assert "state.written" in inc.points and len(inc.expected["states"]) == 3
+    for s in (multi, late, inc):
         for p in ("stage.parts_written", "stage.before_commit", "stage.committed", "build.computed"):
             assert p in s.points, (s.name, p)
         for p in ("publish.tmp_written", "build.published", "build.recorded", "run.before_finish"):
@@ -262,7 +309,7 @@ def _the_rest(points: list[str]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", ["multiday", "late"])
+@pytest.mark.parametrize("name", ["multiday", "late", "incremental"])
 def test_killed_at_each_named_point_then_rerun_converges(scenarios: dict[str, Scenario], name: str) -> None:
     s = scenarios[name]
     faults = _spread(s.points)
@@ -271,16 +318,21 @@ def test_killed_at_each_named_point_then_rerun_converges(scenarios: dict[str, Sc
         s.converge_after(fault)
 
 
-@pytest.mark.parametrize("name", ["multiday", "late"])
+@pytest.mark.parametrize("name", ["multiday", "late", "incremental"])
 def test_killed_twice_in_a_row_then_rerun_converges(scenarios: dict[str, Scenario], name: str) -> None:
     s = scenarios[name]
-    # Die with a file's parts written but not committed, leaving orphans; the next run stages it
-    # again and dies while collecting them; the one after cleans up.
-    s.converge_after("stage.parts_written:2", "gc.remove:1")
+    if name == "incremental":
+        # Die with a day's new state file written but not committed; the next run writes another
+        # and dies removing the first once its own is committed; the one after cleans up.
+        s.converge_after("state.written:1", "state.remove:1")
+    else:
+        # Die with a file's parts written but not committed, leaving orphans; the next run stages
+        # it again and dies while collecting them; the one after cleans up.
+        s.converge_after("stage.parts_written:2", "gc.remove:1")
     s.converge_after("build.published:1", "build.published:1", "build.recorded:1")
 
 
-@pytest.mark.parametrize("name", ["multiday", "late"])
+@pytest.mark.parametrize("name", ["multiday", "late", "incremental"])
 def test_killed_after_wall_clock_delays_then_rerun_converges(
     scenarios: dict[str, Scenario], name: str
 ) -> None:
@@ -299,7 +351,7 @@ def test_killed_after_wall_clock_delays_then_rerun_converges(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["multiday", "late"])
+@pytest.mark.parametrize("name", ["multiday", "late", "incremental"])
 def test_killed_at_every_other_moment_then_rerun_converges(scenarios: dict[str, Scenario], name: str) -> None:
     """The moments the named-point test leaves out: every fourth by default (about a minute of
     CPU in all), every one of them with LOGROLL_CRASH_EXHAUSTIVE=1 (about four)."""

@@ -133,7 +133,11 @@ def test_report_renders_in_chromium(report_page, tmp_path):
 
 
 def test_report_of_an_empty_state(cli, tmp_path):
+    from logroll.catalog import Catalog
+
     out = tmp_path / "r.html"
+    # a state with nothing in it (a missing destination is an error: tests/test_state.py)
+    Catalog(str(tmp_path / "nothing" / "_logroll" / "catalog.sqlite")).close()
     res = cli("report", "impressions", "--dest", str(tmp_path / "nothing"), "--out", str(out))
     assert res.code == 0, res.err
     assert res.out == f"wrote {out} (0 days, 0 runs, 0 quarantine samples)\n"

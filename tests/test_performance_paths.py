@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from logroll.engines import sql
+from logroll.engines import dedupe, sql
 from logroll.engines.duckdb_engine import DuckDBEngine
 from logroll.engines.pool import EnginePool
 from logroll.engines.projection import needed_columns, referenced_columns
@@ -197,3 +197,56 @@ def test_fast_reason_equals_the_full_case(checks):
     assert reasons[0] is None  # the one valid row
     kinds = {r.split(":")[0] for r in reasons if r}
     assert len(kinds) >= 10 and any(k.startswith("missing") for k in kinds)  # many WHENs exercised
+
+
+def _hash_first(con: duckdb.DuckDBPyConnection, pipe: Pipeline, hashed: str, keep: list[str] | None) -> list:
+    names = [c.name for c in pipe.columns]
+    plain = sql.dedupe_select(pipe, "src", names, keep)
+    out = list(con.sql(f"SELECT * FROM ({plain}) LIMIT 0").columns)
+    return sorted(map(repr, con.sql(dedupe.unique_rows_select(pipe, hashed, out, names, keep)).fetchall()))
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        ["IMPRESSION_DATETIME", "CAMPAIGN_ID"],
+        ["CAMPAIGN_ID", "USER_ID"],
+        ["DEVICE_TYPE"],
+        ["IMPRESSION_ID"],
+        [],
+        None,
+    ],
+)
+def test_hash_first_dedupe_gives_the_exact_dedupe_even_when_every_hash_collides(keep):
+    """Rows whose key hash is unique pass untouched; the rest go through dedupe_select. With the
+    real hash, and with one of 3 values (nearly every row a candidate, unequal keys colliding),
+    the rows are dedupe_select's, as a multiset."""
+    pipe = get_pipeline("impressions")
+    con = duckdb.connect()
+    con.register("src", _dupes_table())
+    want = sorted(map(repr, con.sql(sql.dedupe_select(pipe, "src", keep=keep)).fetchall()))
+    real = dedupe.with_hash(pipe, "src", stored=False)
+    forced = "(SELECT *, hash(IMPRESSION_ID, IMPRESSION_DATETIME) % 3 AS __h FROM src)"
+    singles = "(SELECT *, hash(IMPRESSION_ID) AS __h FROM src)"  # no collision, the same keys
+    assert _hash_first(con, pipe, real, keep) == want
+    assert _hash_first(con, pipe, forced, keep) == want
+    assert _hash_first(con, pipe, singles, keep) == want
+    assert len(want) == len(set(_dupes_table()["IMPRESSION_ID"].to_pylist()))
+
+
+def test_a_stored_key_hash_is_used_only_under_the_hash_function_that_wrote_it(tmp_path: Path):
+    pipe = get_pipeline("impressions")
+    con = duckdb.connect()
+    con.register("src", _dupes_table())
+    tag = dedupe.key_hash_tag(con, pipe)
+    part = tmp_path / "a.parquet"
+    hashed = f"(SELECT *, hash(IMPRESSION_ID, IMPRESSION_DATETIME) AS {dedupe.HASH_COLUMN} FROM src)"
+    con.execute(f"COPY {hashed} TO '{part}' (FORMAT parquet, KV_METADATA {{logroll_key_hash: '{tag}'}})")
+    other = tmp_path / "b.parquet"
+    con.execute(f"COPY {hashed} TO '{other}' (FORMAT parquet, KV_METADATA {{logroll_key_hash: 'x'}})")
+    untagged = tmp_path / "c.parquet"
+    con.execute(f"COPY src TO '{untagged}' (FORMAT parquet)")
+    assert dedupe.stored_hash_usable(con, pipe, [str(part)])
+    assert not dedupe.stored_hash_usable(con, pipe, [str(part), str(other)])
+    assert not dedupe.stored_hash_usable(con, pipe, [str(part), str(untagged)])
+    assert not dedupe.stored_hash_usable(con, pipe, [])

@@ -10,15 +10,20 @@ test_spark_cluster.py.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logroll import api, demo
 from logroll.pipelines import get_pipeline
 from logroll.pipelines.base import Column, Output, Pipeline
+from weblogs_helpers import urls
+from weblogs_reference import url_levels
 
 from conftest import tree_bytes, tree_mtimes
 
@@ -264,10 +269,34 @@ def test_weblogs_byte_identical(spark, tmp_path):
             lines.append(json.dumps(event))
         lines.append('{"event_id": "broken", "user": ')
         lines.append(json.dumps({"event_id": "x1", "user": {"id": 1}, "action": "a", "url": URLS[0]}))
-        (folder / "events.json").write_text("\n".join(lines) + "\n")
+        body = ("\n".join(lines) + "\n").encode()
+        if day.day == 2:
+            (folder / "events.json").write_bytes(body)
+        else:  # a gzip file, and a file holding one JSON array (its elements are the records)
+            (folder / "events.json.gz").write_bytes(gzip.compress(body))
+            array = [json.loads(ln) for ln in lines[:40]] + [7]
+            (folder / "array.json").write_text(json.dumps(array, indent=2))
     duck, sp = run_both("weblogs", raw, tmp_path)
-    assert duck.duplicates > 0 and duck.rows_rejected >= 2
+    assert duck.files_staged == 3 and duck.duplicates > 0 and duck.rows_rejected >= 5
     assert_same(tmp_path, duck, sp)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(urls(), min_size=150, max_size=150))
+def test_weblogs_url_steps_in_spark_match_the_reference(spark, batch):
+    """Staging computes the URL levels in DuckDB (test_weblogs_properties.py); the same steps,
+    transpiled, give the reference's levels in Spark too: the split uses only functions both
+    engines read alike (strpos/locate, split_part, substr, ltrim, regexp_extract)."""
+    from logroll.engines.transpile import to_spark
+    from logroll.pipelines.weblogs import url_levels_query
+
+    batch = [*batch, *URLS, "http\n://x/a", "https://www.x.com:80@y.com/a", "www.[::1]:80/a", "é://x/y"]
+    spark.createDataFrame(
+        [(i, u) for i, u in enumerate(batch)], "i long, url string"
+    ).createOrReplaceTempView("urls")
+    query = to_spark(url_levels_query("urls").replace("SELECT url_level1", "SELECT i, url_level1", 1))
+    got = {r[0]: tuple(r[1:]) for r in spark.sql(query).collect()}
+    assert [got[i] for i in range(len(batch))] == [url_levels(u) for u in batch]
 
 
 def test_every_day_building_preset_is_covered():

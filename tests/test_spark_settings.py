@@ -103,3 +103,17 @@ def test_memory_limit_as_jvm_size():
     assert spark_memory("50%").endswith("m") and int(spark_memory("50%")[:-1]) >= 256
     with pytest.raises(UsageError):
         spark_memory("lots")
+
+
+def test_a_master_kept_in_the_environment_does_not_stop_a_duckdb_run(cli, tmp_path):
+    from logroll import demo
+
+    raw = tmp_path / "raw"
+    demo.GENERATORS["impressions"](raw, days=1, rows=300)
+    env = {"LOGROLL_SPARK_MASTER": "local[2]"}
+    res = cli("run", "impressions", "--source", str(raw), "--dest", str(tmp_path / "out"), env=env)
+    assert res.code == 0, res.err
+    given = cli(
+        "run", "impressions", "--source", str(raw), "--dest", str(tmp_path / "o2"), "--master", "local[2]"
+    )
+    assert given.code == 2 and "--master applies to --engine spark only" in given.err

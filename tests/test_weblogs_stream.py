@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +21,17 @@ import duckdb
 import pytest
 
 from logroll import demo
-from weblogs_helpers import SAMPLE, db_tables, event, explain_difference, read_tables
+from weblogs_helpers import (
+    SAMPLE,
+    cli_peak_rss,
+    db_tables,
+    demo_bytes,
+    demo_reference_lines,
+    event,
+    explain_difference,
+    quarantine_rows,
+    read_tables,
+)
 from weblogs_reference import tables
 
 from conftest import run_cli, tree_bytes
@@ -60,6 +71,8 @@ def outputs(dest: Path) -> dict[str, bytes]:
 
 
 def state_of(dest: Path) -> dict:
+    if not (dest / "_logroll" / "stream" / "weblogs.sqlite").exists():
+        return {}
     con = sqlite3.connect(dest / "_logroll" / "stream" / "weblogs.sqlite")
     try:
         rows = con.execute("SELECT value FROM _logroll_state").fetchall()
@@ -78,7 +91,7 @@ def demo_events(tmp_path) -> Path:
 
 
 def demo_lines(src: Path) -> bytes:
-    return b"".join(f.read_bytes() for f in sorted(src.rglob("*.json")))
+    return demo_bytes(src)
 
 
 def test_stdin_stream_equals_batch_on_the_sample(tmp_path):
@@ -94,6 +107,28 @@ def test_stdin_stream_equals_batch_on_the_sample(tmp_path):
     assert report["batches"] >= 5  # 100 lines each, or fewer when --max-delay passed first
     assert report["stopped_by"] == "end of input"
     assert outputs(tmp_path / "stream") == outputs(tmp_path / "batch") != {}
+
+
+def test_a_line_over_the_limit_is_quarantined_without_holding_it(tmp_path):
+    """Issue 13: a line without newline was re-concatenated at every read (200 MB: 4.5 minutes,
+    2.7 GB). Now the waiting line is bounded and a line over max_line_bytes is one quarantined
+    record with its full length; the lines around it are read."""
+    good = event("e1", 1, "page_view", "https://x.com/a", "02/02/2017 20:22:00")
+    src = tmp_path / "in.json"
+    with open(src, "wb") as fh:
+        fh.write(good.encode() + b"\n")
+        fh.write(b'{"event_id": "big", "pad": "' + b"x" * (200 << 20) + b'"}\n')
+        fh.write(good.replace('"e1"', '"e2"').encode())  # the last line has no newline
+    dest = tmp_path / "out"
+    code, out, err, peak = cli_peak_rss(["stream", "weblogs", "--dest", str(dest), "--json"], src)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["rows_read"], report["rows_valid"], report["rows_rejected"]) == (3, 2, 1)
+    assert report["checkpoint"]["offset"] == src.stat().st_size
+    (row,) = quarantine_rows(dest / "_logroll" / "quarantine" / "weblogs" / "stream.rejects.csv")
+    assert row["line"] == "2" and row["reason"] == f"line too long ({(200 << 20) + 30} bytes > {4 << 20})"
+    assert row["raw_line"].startswith('{"event_id": "big"') and len(row["raw_line"]) == 10_000
+    assert peak < 350, f"peak RSS {peak:.0f} MiB: the line was held"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -131,7 +166,7 @@ def test_batch_and_stream_give_identical_tables(tmp_path, demo_events, fmt):
     got, want_files = outputs(tmp_path / "s"), outputs(tmp_path / "b")
     assert got == want_files != {}, explain_difference(got, want_files)
     # and both are seed 003's tables, computed independently
-    lines = demo_lines(demo_events).decode("utf-8").splitlines()
+    lines = demo_reference_lines(demo_events)
     assert read_tables(tmp_path / "s", fmt) == tables(lines)[:2]
 
 
@@ -229,23 +264,27 @@ def test_a_signal_commits_the_open_micro_batch_and_exits_0(tmp_path, sig):
         "1000",
         "--max-delay",
         "600",
+        "--progress",
         stdin=subprocess.PIPE,
     )
     lines = SAMPLE.read_text().splitlines()[:7]
     proc.stdin.write("\n".join(lines) + "\n")
     proc.stdin.flush()
-    # On a loaded machine the process may take seconds to start: wait for its store first.
-    deadline = time.monotonic() + 60
-    while not (dest / "_logroll" / "stream" / "weblogs.sqlite").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)  # read, but the micro-batch is far from full and its delay far away
-    assert state_of(dest).get("read", 0) == 0
+    # The progress line (drawn from inside the read loop, signal handlers in place) shows the
+    # age of the oldest uncommitted line once the lines are read; a fixed sleep was too short
+    # on a busy machine.
+    seen = ""
+    while not re.search(r"lag (?!0\.0 s)[0-9.]+ s\x1b", seen.rpartition("\r")[2]):
+        ch = proc.stderr.read(1)
+        assert ch, f"the stream ended early: {seen}"
+        seen += ch
+    assert state_of(dest).get("read", 0) == 0  # read, but the micro-batch is far from full
     proc.send_signal(sig)
     proc.wait(timeout=120)  # stdin still open: the signal alone ends it
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stream stopped (signal)" in out
-    assert state_of(dest)["read"] == 7
+    assert state_of(dest).get("read") == 7, (out, err, seen)
     hits, _ = read_tables(dest)
     assert sum(len(v) for v in hits.values()) == 7
 
@@ -392,3 +431,65 @@ def test_follow_resumes_from_its_checkpoint_and_reads_a_replaced_file_from_the_s
     assert "replaced or truncated" in third.stderr.decode()
     report = json.loads(third.stdout)
     assert (report["rows_read"], report["checkpoint"]["line"], report["checkpoint"]["read"]) == (50, 50, 250)
+
+
+def compress(data: bytes, kind: str) -> bytes:
+    import bz2
+    import gzip
+
+    import zstandard
+
+    return {
+        "gz": lambda: gzip.compress(data),
+        "zst": lambda: zstandard.ZstdCompressor().compress(data),
+        "bz2": lambda: bz2.compress(data),
+    }[kind]()
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst", "bz2"])
+def test_follow_reads_a_compressed_file_whole_once(tmp_path, demo_events, kind):
+    """Issue 14: an archive cannot grow, so --follow reads it whole, once, and ends (without
+    --stop-at-eof); the tables are those of the plain lines; a restart reads nothing again."""
+    data = demo_lines(demo_events)
+    plain, packed = tmp_path / "plain" / "events.json", tmp_path / f"events.json.{kind}"
+    plain.parent.mkdir()
+    plain.write_bytes(data)
+    packed.write_bytes(compress(data, kind))
+    res = stream("--follow", str(packed), "--dest", str(tmp_path / "s"), "--json", timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert report["stopped_by"] == "end of input" and report["checkpoint"]["offset"] == len(data)
+    ref = run_cli("run", "weblogs", "--source", str(plain.parent), "--dest", str(tmp_path / "b"), "--json")
+    assert ref.code == 0, ref.err
+    assert report["rows_read"] == ref.json()["rows_read"] > 0
+    got, want = outputs(tmp_path / "s"), outputs(tmp_path / "b")
+    assert got == want != {}, explain_difference(got, want)
+    again = stream("--follow", str(packed), "--dest", str(tmp_path / "s"), "--json", timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout)["rows_read"] == 0
+    assert outputs(tmp_path / "s") == want
+
+
+def test_follow_of_a_truncated_archive_commits_what_came_before_and_fails(tmp_path):
+    """The lines before the damage are committed and counted, the incomplete last one is
+    quarantined, and the stream exits 1 saying why."""
+    lines = SAMPLE.read_text().splitlines()[:300]
+    data = ("\n".join(lines) + "\n").encode()
+    packed = compress(data, "gz")
+    cut = tmp_path / "events.json.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    dest = tmp_path / "s"
+    res = stream("--follow", str(cut), "--dest", str(dest), "--json", timeout=120)
+    assert res.returncode == 1, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert report["status"] == "failed" and "truncated gzip archive" in report["error"]
+    import zlib
+
+    prefix = zlib.decompressobj(wbits=47).decompress(packed[: len(packed) // 2])
+    complete = prefix.count(b"\n")
+    assert report["checkpoint"]["offset"] == len(prefix)
+    assert (report["rows_read"], report["rows_rejected"]) == (complete + 1, 1)
+    (row,) = quarantine_rows(dest / "_logroll" / "quarantine" / "weblogs" / "stream.rejects.csv")
+    assert (int(row["line"]), row["reason"]) == (
+        complete + 1,
+        "incomplete last line: the archive ends inside it",
+    )

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
 from conftest import SHARED
 
 SAMPLE = SHARED / "data" / "hipages" / "source_event_data.json"
@@ -79,3 +81,89 @@ def explain_difference(got: dict[str, bytes], want: dict[str, bytes]) -> str:
         elif got.get(name) != want.get(name):
             out.append(f"{name}: same lines, other bytes (order?)")
     return "\n".join(out)
+
+
+# A process forked from pytest starts with pytest's resident pages, and ru_maxrss counts them
+# (the peak before exec is kept): a small wrapper process starts the command, so the peak it
+# reports for its child is the command's own.
+_PEAK = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def cli_peak_rss(args: list[str], stdin: Path) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr without its last line, peak RSS in MiB) of `logroll ARGS < stdin`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LOGROLL_DEBUG"}
+    with open(stdin, "rb") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK, sys.executable, "-m", "logroll.cli", *args],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    err, _, peak = proc.stderr.rstrip("\n").rpartition("\n")
+    return proc.returncode, proc.stdout, err, int(peak) / 1024
+
+
+# Host letters: ASCII, and non-ASCII letters every engine lower-cases the same way (DuckDB and
+# Python differ on a few, e.g. the dotted capital I and the final sigma).
+HOST_CHARS = st.sampled_from(list("abcXYZwW019.-_:[]@é中Ü%~ "))
+PATH_CHARS = st.sampled_from(list("abZ09/?#.:@%-_ ~é"))
+SCHEMES = st.sampled_from(
+    [
+        "",
+        "https://",
+        "http://",
+        "HTTP://",
+        "ftp://",
+        "git+ssh://",
+        "//",
+        "1http://",
+        "h ttp://",
+        ":/",
+        "https:",
+    ]
+)
+WWW = st.sampled_from(["", "www.", "WWW.", "wWw.", "www", "ww."])
+USERINFO = st.sampled_from(["", "user@", "u:p@", "a@b@", "@"])
+PORTS = st.sampled_from(["", ":80", ":", ":8080x"])
+
+
+@st.composite
+def urls(draw: st.DrawFn) -> str:
+    host = draw(st.text(HOST_CHARS, max_size=12))
+    if draw(st.booleans()):
+        host = "[" + draw(st.text(st.sampled_from(list("0123456789abcdef:")), max_size=8)) + "]"
+    path = draw(st.text(PATH_CHARS, max_size=24))
+    url = draw(SCHEMES) + draw(USERINFO) + draw(WWW) + host + draw(PORTS) + path
+    pad = draw(st.sampled_from(["", " ", "  ", "\t"]))
+    return pad + url + draw(st.sampled_from(["", " ", "\n"]))
+
+
+def demo_bytes(src: Path) -> bytes:
+    """Every demo file's bytes as logroll reads them (a .gz decompressed), in name order: what a
+    stream of the same events reads."""
+    import gzip
+
+    files = sorted(p for p in src.rglob("*") if p.name.endswith((".json", ".json.gz")))
+    return b"".join(gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes() for f in files)
+
+
+def demo_reference_lines(src: Path) -> list[str]:
+    """The demo's lines for the reference computation: a line that is not UTF-8 (the Latin-1
+    export's accented ones) stands as one the reference rejects, as logroll does."""
+    out = []
+    for raw in demo_bytes(src).splitlines():
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append("{not UTF-8")
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import overview
-from .dates import day_range, parse_date
+from .dates import requested_days
 from .engines import engine_settings
 from .engines.pool import default_parallel
 from .errors import UsageError
@@ -59,6 +59,7 @@ def run(
     output_format: str | None = None,
     spark_master: str | None = None,
     spark_conf: list[str] | dict[str, str] | None = None,
+    stage_only: bool = False,
     follow_symlinks: bool = False,
 ) -> RunReport:
     """Stage what is new under `source`, then build the requested and the dirty event days.
@@ -75,7 +76,8 @@ def run(
     `duckdb:///file.duckdb` or `postgresql://...` writes each output as a table instead.
 
     `spark_master` (default local[*]) and `spark_conf` ("key=value" items or a dict) are for
-    `engine="spark"` only. A deleted source file keeps its rows; `prune_missing` retracts them.
+    `engine="spark"` only. `stage_only` stages what is new and writes no output (see RunOptions).
+    A deleted source file keeps its rows; `prune_missing` retracts them.
     A link under `source` to outside it is skipped with a warning, unless `follow_symlinks`.
     """
     started = time.monotonic()
@@ -83,7 +85,7 @@ def run(
     # layout (strftime of the date folders) and timestamp_column (header of the event time)
     # apply to any pipeline.
     pipe = resolve(pipeline, initials=initials).with_layout(layout).with_event_time_source(timestamp_column)
-    start, end, requested = _days(date, to, lateness)
+    start, end, requested = requested_days(date, to, lateness)
     check_counts(parallel=parallel, threads=threads)
     src = Storage(source, storage_options)
     src.require_root("source")
@@ -106,6 +108,7 @@ def run(
         follow_symlinks=follow_symlinks,
         on_event=on_event,
         started=started,
+        stage_only=stage_only,
     )
     with open_state(ws, pipe.name, wait) as session:
         report = BatchRun(pipe, src, ws, session, opts).run()
@@ -137,20 +140,6 @@ def _check_not_streamed(ws: Workspace, pipeline: str, dest: str) -> None:
             f"--dest {ws.dest.url} is where `logroll stream {pipeline}` writes (its tables and checkpoint): "
             "a run there would overwrite the stream's outputs; give the run another --dest"
         )
-
-
-def _days(
-    date: str | dt.date | None, to: str | dt.date | None, lateness: int
-) -> tuple[dt.date | None, dt.date | None, tuple[str, ...] | None]:
-    """(start, end, the requested days) of `run DATE --to TO`; all None to catch up."""
-    if lateness < 0:
-        raise UsageError("--lateness must be 0 or more days")
-    start = parse_date(date) if date is not None else None
-    end = parse_date(to) if to is not None else start
-    if to is not None and start is None:
-        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
-    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
-    return start, end, requested
 
 
 def _check_dest(ws: Workspace, src: Storage, state: str | None, pipe: Pipeline) -> Pipeline:

@@ -44,6 +44,20 @@ def day_range(start: dt.date, end: dt.date) -> Iterator[dt.date]:
         day += dt.timedelta(days=1)
 
 
+def requested_days(
+    date: str | dt.date | None, to: str | dt.date | None, lateness: int
+) -> tuple[dt.date | None, dt.date | None, tuple[str, ...] | None]:
+    """(start, end, the requested days) of `run DATE --to TO`; all None to catch up."""
+    if lateness < 0:
+        raise UsageError("--lateness must be 0 or more days")
+    start = parse_date(date) if date is not None else None
+    end = parse_date(to) if to is not None else start
+    if to is not None and start is None:
+        raise UsageError("--to needs a start date: logroll run PIPELINE START --to END")
+    requested = tuple(d.isoformat() for d in day_range(start, end)) if start and end else None
+    return start, end, requested
+
+
 def compact_days(days: list[str]) -> str:
     """'2021-01-01, 2021-01-02, 2021-01-03, 2021-01-05' -> '2021-01-01..2021-01-03, 2021-01-05':
     a backfill's list of days stays one short line."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from .dates import day_range, folder_day, layout_regex
+from .engines.projection import carried_columns
 from .pipelines.base import Pipeline
 from .storage.files import FileVersion, Storage, Unreadable
 
@@ -24,9 +26,7 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
 
 
 def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
-    """The file suffixes a pipeline reads: its own, and each of them compressed (CSV input)."""
-    if pipeline.input_format != "csv":
-        return tuple(pipeline.suffixes)
+    """The file suffixes a pipeline reads: its own, and each of them compressed."""
     return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
 
 
@@ -104,6 +104,16 @@ def missing(
     )
 
 
+def version_signature(pipeline: Pipeline) -> str:
+    """What staging makes of a file depends on, appended to its version token: a version staged
+    under another declaration is staged again. For CSV, the declaration's staging half and the
+    columns a part carries (an output that starts reading another column re-stages every file)."""
+    if pipeline.input_format != "csv":
+        return pipeline.stage_signature()
+    body = f"{pipeline.stage_signature()}|{','.join(carried_columns(pipeline))}"
+    return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
 def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force: bool) -> list[FileVersion]:
     """New versions, plus failed ones (retried every run) and forgotten ones that came back.
     Staged or rejected versions are done."""
@@ -112,4 +122,14 @@ def to_stage(listed: list[FileVersion], known: dict[str, dict[str, Any]], force:
         row = known.get(f.uri)
         if force or row is None or row["version"] != f.version or row["status"] in ("failed", "forgotten"):
             out.append(f)
+    return out
+
+
+def days_with_files(pipeline: Pipeline, rels: list[str], days: list[str]) -> set[str]:
+    """The `days` whose date folder holds one of the files `rels` (paths under the source)."""
+    out = set()
+    for d in days:
+        folder = dt.date.fromisoformat(d).strftime(pipeline.layout).strip("/") + "/"
+        if any(r.startswith(folder) for r in rels):
+            out.add(d)
     return out

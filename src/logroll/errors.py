@@ -136,6 +136,11 @@ class SinkError(LogrollError):
     step = "load"
 
 
+class DataRejected(SinkError):
+    """The destination refused a value of the rows (PostgreSQL's data exceptions, SQLSTATE 22:
+    an invalid byte, a number out of range...): the same rows fail again, so it is not retried."""
+
+
 class SchemaMismatch(LogrollError):
     """Rows whose columns or types differ from the destination table's; nothing was written."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import shutil
 import threading
 import time
@@ -31,19 +30,15 @@ from .pipelines import Pipeline
 from .publish import keep_quarantine
 from .report import RunReport
 from .stage.csv import CsvFile, stage_csv_file
-from .stage.csv import signature as csv_signature
 from .stage.jsonl import stage_jsonl
 from .stage.quarantine import quarantine_name, whole_file_quarantine
 from .stage.staged import Staged
 from .storage.files import FileVersion, Storage, join
 from .storage.prefetch import Prefetcher
 from .units import DEFAULT_MEMORY_LIMIT
-from .workspace import StateSession, Workspace
+from .workspace import StateSession, Workspace, commit_interval
 
 log = logging.getLogger("logroll")
-
-# While days build, an object-store catalog is committed at most this often (seconds).
-COMMIT_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,14 +59,9 @@ class RunOptions:
     follow_symlinks: bool = False  # read what links under the source point to outside it
     on_event: EventCallback | None = None
     started: float = field(default_factory=time.monotonic)
-
-
-def commit_interval() -> float:
-    """Seconds between two commits of an object-store catalog while days build (LOGROLL_COMMIT_INTERVAL)."""
-    try:
-        return max(0.0, float(os.environ.get("LOGROLL_COMMIT_INTERVAL") or COMMIT_INTERVAL))
-    except ValueError:
-        return COMMIT_INTERVAL
+    # Stage what is new and build nothing: no output is written. The days new rows landed in
+    # get their kept unique rows brought up to date, so that their build later is cheap.
+    stage_only: bool = False
 
 
 class BatchRun:
@@ -87,6 +77,7 @@ class BatchRun:
         self.run_id = 0
         self.unread: list[str] = []  # files and folders that could not be read: their days wait
         self.emit = Emitter(pipe.name, 0, opts.on_event)
+        self.staged_days: set[str] = set()  # days this run staged rows for
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -108,7 +99,10 @@ class BatchRun:
         try:
             listed = self.stage_new(pool)
             self.commit()
-            self.build_dirty(pool, listed)
+            if opts.stage_only:
+                self.fold_staged(pool)
+            else:
+                self.build_dirty(pool, listed)
         except BaseException as exc:
             catalog.finish_run(run_id, "crashed", self.report.to_dict())
             if not isinstance(exc, LeaseLost):  # say so in the shared state too, if it is still ours
@@ -120,7 +114,10 @@ class BatchRun:
         report = self.finish()
         faults.point("run.before_gc")
         try:
-            self.session.collect_garbage()
+            states = self.catalog.day_states(self.pipe.name)
+            self.session.collect_garbage(
+                build_mod.state_garbage(self.ws.day_state_root(self.pipe.name), states)
+            )
         except LogrollError as exc:  # the run is done and committed; leftovers wait for the next one
             log.warning("%s: staged parts not cleaned up: %s", self.pipe.name, first_line(exc))
         return report
@@ -149,7 +146,7 @@ class BatchRun:
             self._unlisted(u.uri, f"cannot list it: {u.error}")
         # A version staged under another declaration (columns, types, timestamp column...) is
         # staged again: its parts would not be what this declaration makes of it.
-        signature = csv_signature(pipe) if pipe.input_format == "csv" else pipe.stage_signature()
+        signature = discover.version_signature(pipe)
         listed = [replace(f, version=f"{f.version}~{signature}") for f in listed]
         report.files_seen = len(listed)
         known = self.catalog.files(pipe.name)
@@ -195,7 +192,7 @@ class BatchRun:
         self.drop_empty_days(all_parts, built)
         requested = list(self.opts.requested) if self.opts.requested is not None else None
         if requested:
-            listed_days = self._days_with_files(listed, requested)
+            listed_days = discover.days_with_files(pipe, [self._relative(f.uri) for f in listed], requested)
             report.days_missing = [d for d in requested if d not in all_parts and d not in listed_days]
             requested = [d for d in requested if d not in report.days_missing]
             for d in requested:  # an output deleted by hand is rebuilt
@@ -208,9 +205,12 @@ class BatchRun:
         self.emit.phase(
             "build", len(targets), f"{pipe.name}: run {self.run_id}: {len(targets)} days to build"
         )
+        states = build_mod.DayStateOptions(self.ws, catalog.day_states(pipe.name), fresh=self.opts.force)
         pool.each(
             targets,
-            lambda eng, day: self.build_one(eng, day, all_parts.get(day, []), built.get(day), tmp_root),
+            lambda eng, day: self.build_one(
+                eng, day, (all_parts.get(day, []), states), built.get(day), tmp_root
+            ),
         )
         # Workers finish in any order; the report lists days in order either way.
         report.partitions_built.sort()
@@ -219,6 +219,15 @@ class BatchRun:
         report.outputs.sort()
         report.outputs_written.sort()
         shutil.rmtree(tmp_root, ignore_errors=True)
+
+    def fold_staged(self, pool: EnginePool) -> None:
+        """--stage-only: no day is built; the days this run staged rows for get their kept
+        unique rows brought up to date (build.fold_day), so that their build later is cheap."""
+        pipe, catalog, days = self.pipe, self.catalog, sorted(self.staged_days)
+        states = build_mod.DayStateOptions(self.ws, catalog.day_states(pipe.name))
+        fold = build_mod.FoldRun(catalog, pipe, self.run_id, states, self.emit, self.session.local_parts)
+        parts = catalog.parts(pipe.name, days)
+        pool.each(days, lambda eng, day: build_mod.fold_day(eng, day, fold, parts.get(day, [])))
 
     def finish(self) -> RunReport:
         report = self.report
@@ -301,6 +310,7 @@ class BatchRun:
         self._remove_parts(old)
         report = self.report
         with self.lock:
+            self.staged_days.update(staged.parts)
             report.files_staged += 1
             report.rows_read += staged.rows_read
             report.rows_valid += staged.rows_valid
@@ -376,10 +386,16 @@ class BatchRun:
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(
-        self, eng: Engine, day: str, parts: list[Any], built_row: dict[str, Any] | None, tmp_root: Path
+        self,
+        eng: Engine,
+        day: str,
+        inputs: tuple[list[Any], build_mod.DayStateOptions],
+        built_row: dict[str, Any] | None,
+        tmp_root: Path,
     ) -> None:
         """Build and publish one day; a failure is recorded on the day and the others go on."""
         pipe, report = self.pipe, self.report
+        parts, states = inputs
         try:
             local = self.session.local_parts(parts)
             res = build_mod.build_day(
@@ -392,6 +408,7 @@ class BatchRun:
                 built_row=built_row,
                 tmp_root=tmp_root,
                 run_id=self.run_id,
+                states=states,
             )
         except Exception as exc:  # one bad day never stops the others
             error = first_line(exc)
@@ -416,7 +433,7 @@ class BatchRun:
         dest_url = self.ws.dest.url
         with self.lock:
             report.partitions_built.append(day)
-            report.partitions.append({"day": day, **counts})
+            report.partitions.append({"day": day, **counts, "build": res.mode})
             report.rows_in += res.rows_in
             report.rows_unique += res.rows_unique
             report.duplicates += res.duplicates
@@ -428,7 +445,8 @@ class BatchRun:
         self.commit(every=commit_interval())
         self.emit.emit(
             "day_built",
-            f"built {day}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, {res.rows_out:,} out",
+            f"built {day}{_HOW.get(res.mode, '')}: {res.rows_in:,} rows in, {res.rows_unique:,} unique, "
+            f"{res.rows_out:,} out",
             phase="build",
             day=day,
             counts=counts,
@@ -447,15 +465,6 @@ class BatchRun:
             return (self.ws.dest.url,)
         return ()
 
-    def _days_with_files(self, listed: list[FileVersion], days: list[str]) -> set[str]:
-        rels = [self._relative(f.uri) for f in listed]
-        out = set()
-        for d in days:
-            folder = dt.date.fromisoformat(d).strftime(self.pipe.layout).strip("/") + "/"
-            if any(r.startswith(folder) for r in rels):
-                out.add(d)
-        return out
-
     def _relative(self, uri: str) -> str:
         base = self.src.url.rstrip("/") + "/"
         return uri[len(base) :] if uri.startswith(base) else Path(uri).name
@@ -470,6 +479,9 @@ class BatchRun:
                 f"not under a date folder named like {self.pipe.layout!r}: its arrival day is unknown"
             )
         return day.isoformat()
+
+
+_HOW = {"incremental": " (new rows only)", "outputs": " (from its kept rows)"}
 
 
 def check_missing(report: RunReport, pipe: Pipeline, src: Storage) -> None:

@@ -80,6 +80,11 @@ class Workspace:
         except ValueError:
             return path
 
+    def day_state_root(self, pipeline: str) -> Path:
+        """Where each day's maintained unique rows live (engines/duckdb_build.py), one folder a day.
+        The catalog names these files as it names parts (stored_part)."""
+        return self.work_dir / "days" / pipeline
+
     def dest_id(self, create: bool) -> str | None:
         """The random id written at the destination (`_logroll/id`), created once, conditionally.
 
@@ -143,6 +148,18 @@ def open_workspace(
     return ws
 
 
+# While days build, an object-store catalog is committed at most this often (seconds).
+COMMIT_INTERVAL = 10.0
+
+
+def commit_interval() -> float:
+    """Seconds between two commits of an object-store catalog while days build (LOGROLL_COMMIT_INTERVAL)."""
+    try:
+        return max(0.0, float(os.environ.get("LOGROLL_COMMIT_INTERVAL") or COMMIT_INTERVAL))
+    except ValueError:
+        return COMMIT_INTERVAL
+
+
 class StateSession:
     """A run's hold on a workspace's state: its catalog, its lock, and its commits.
 
@@ -177,9 +194,16 @@ class StateSession:
                     self.ws.parts.localize(r.path)
         return [replace(r, path=self.ws.part_path(r.path)) for r in rows]
 
-    def collect_garbage(self) -> None:
+    def collect_garbage(self, local: list[Path] | None = None) -> None:
         """Part folders no catalog row points at: left by a run that died before its commit, or
-        replaced by a newer version of their file."""
+        replaced by a newer version of their file; and the `local` files the caller found stale
+        (build.state_garbage: day states, which live on this machine only)."""
+        for f in local or ():
+            faults.point("gc.remove")
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
         live = {
             Path(p.path).parent.parent.name
             for rows in self.catalog.parts(self.pipeline).values()

@@ -97,6 +97,23 @@ locks = Table(
     Column("heartbeat_at", DateTime, nullable=False),
 )
 
+# The maintained unique rows of each built day (engines/duckdb_build.py): the Parquet files that
+# hold them (relative to the working root) and the part versions they reflect. Written in the
+# same transaction as the day's `partitions` row, so its files are always the ones the day's
+# outputs were computed from (or, after --stage-only, the ones its next build starts from).
+day_states = Table(
+    "day_states",
+    metadata,
+    Column("pipeline", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("signature", String(64), nullable=False),
+    Column("files", Text, nullable=False),  # JSON [path, ...]: the base first
+    Column("parts", Text, nullable=False),  # JSON [[file_id, version, rows], ...]
+    Column("rows_in", BigInteger, nullable=False),
+    Column("rows_unique", BigInteger, nullable=False),
+    Column("run_id", Integer),
+)
+
 # Which destination each pipeline's rows describe: the random id written at the destination
 # (`_logroll/id`), its canonical identity and how it is shown. A state refuses to serve another.
 bindings = Table(

@@ -300,19 +300,7 @@ class Catalog:
 
     def _set_partition(self, pipeline: str, day: str, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            found = conn.execute(
-                select(s.partitions.c.day).where(
-                    s.partitions.c.pipeline == pipeline, s.partitions.c.day == day
-                )
-            ).first()
-            if found:
-                conn.execute(
-                    update(s.partitions)
-                    .where(s.partitions.c.pipeline == pipeline, s.partitions.c.day == day)
-                    .values(**values)
-                )
-            else:
-                conn.execute(insert(s.partitions).values(pipeline=pipeline, day=day, **values))
+            _put(conn, s.partitions, pipeline, day, values)
 
     def record_built(
         self,
@@ -322,20 +310,38 @@ class Catalog:
         counts: dict[str, int],
         outputs: dict[str, str],
         run_id: int,
+        state: dict[str, Any] | None = None,
     ) -> None:
-        self._set_partition(
-            pipeline,
-            day,
-            dict(
-                status="built",
-                fingerprint=fingerprint,
-                outputs=json.dumps(outputs, sort_keys=True),
-                error=None,
-                built_at=utc_now(),
-                run_id=run_id,
-                **counts,
-            ),
+        """The day built, and its maintained state (None: it keeps none) in the same commit."""
+        values = dict(
+            status="built",
+            fingerprint=fingerprint,
+            outputs=json.dumps(outputs, sort_keys=True),
+            error=None,
+            built_at=utc_now(),
+            run_id=run_id,
+            **counts,
         )
+        with self.engine.begin() as conn:
+            _put(conn, s.partitions, pipeline, day, values)
+            _put_state(conn, pipeline, day, state, run_id)
+
+    def record_day_state(self, pipeline: str, day: str, state: dict[str, Any], run_id: int) -> None:
+        """A day's state brought up to date without building it (--stage-only)."""
+        with self.engine.begin() as conn:
+            _put_state(conn, pipeline, day, state, run_id)
+
+    def day_states(self, pipeline: str) -> dict[str, dict[str, Any]]:
+        """Each day's maintained state: signature, files, parts ([file_id, version, rows]),
+        rows_in, rows_unique, run_id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.day_states).where(s.day_states.c.pipeline == pipeline)).mappings()
+            out = {}
+            for r in rows:
+                d = dict(r)
+                d["files"], d["parts"] = json.loads(d["files"]), json.loads(d["parts"])
+                out[r["day"]] = d
+            return out
 
     def record_partition_failed(self, pipeline: str, day: str, error: str, run_id: int) -> None:
         # The fingerprint is cleared so the day counts as dirty until a build succeeds.
@@ -424,6 +430,32 @@ class Catalog:
                 d["report"] = json.loads(d["report"]) if d["report"] else None
                 out.append(d)
             return out
+
+
+def _put(conn: Any, table: Any, pipeline: str, day: str, values: dict[str, Any]) -> None:
+    """Insert or update the row of (pipeline, day) in `table`."""
+    where = (table.c.pipeline == pipeline, table.c.day == day)
+    if conn.execute(select(table.c.day).where(*where)).first():
+        conn.execute(update(table).where(*where).values(**values))
+    else:
+        conn.execute(insert(table).values(pipeline=pipeline, day=day, **values))
+
+
+def _put_state(conn: Any, pipeline: str, day: str, state: dict[str, Any] | None, run_id: int) -> None:
+    if state is None:
+        conn.execute(
+            delete(s.day_states).where(s.day_states.c.pipeline == pipeline, s.day_states.c.day == day)
+        )
+        return
+    values = dict(
+        signature=state["signature"],
+        files=json.dumps(list(state["files"])),
+        parts=json.dumps(sorted([int(f), str(v), int(n)] for f, v, n in state["parts"])),
+        rows_in=int(state["rows_in"]),
+        rows_unique=int(state["rows_unique"]),
+        run_id=run_id,
+    )
+    _put(conn, s.day_states, pipeline, day, values)
 
 
 def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:

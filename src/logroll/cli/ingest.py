@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import ingest
 from ..errors import UsageError
 from ..storage import s3
 from ..units import DEFAULT_MEMORY_LIMIT
@@ -107,6 +106,8 @@ AwsConfig = Annotated[
 
 
 def _check(pipeline: str, command: str) -> None:
+    from .. import ingest  # here: the loader's engines and sinks, not what --help needs
+
     if not ingest.is_ingest(pipeline):
         fail(
             UsageError(
@@ -142,6 +143,8 @@ def scan(
     as_json: JsonOpt = False,
 ) -> None:
     """Record new files in the scanner table and group them into jobs (safe to run from cron)."""
+    from .. import ingest
+
     _check(pipeline, "scan")
     command_logging(log_format)
     opts = call(s3.options_for, [source], endpoint_url, aws_config)
@@ -195,6 +198,8 @@ def work(
     as_json: JsonOpt = False,
 ) -> None:
     """Claim jobs and load their files into the destination, exactly once each (start several)."""
+    from .. import ingest
+
     _check(pipeline, "work")
     command_logging(log_format)
     # Jobs name their files by URI, so options are resolved up front; local files ignore them.
@@ -229,6 +234,8 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Requeue a FAILED ingest job: the next worker loads it (files already loaded are skipped)."""
+    from .. import ingest
+
     out = call(ingest.retry, job, state=state, dest=dest, config=config)
     if as_json:
         typer.echo(json.dumps(out, sort_keys=True))
@@ -250,6 +257,8 @@ def run(
     config: str | None = None,
 ) -> None:
     """`logroll run ingest`: scan (every new file into a job at once) and load all jobs here."""
+    from .. import ingest
+
     opts = call(s3.options_for, [source], endpoint_url, aws_config)
     report = call(
         ingest.run,
@@ -269,6 +278,8 @@ def run(
 
 def status(*, state: str | None, dest: str | None, as_json: bool, config: str | None = None) -> None:
     """`logroll status ingest`: files, jobs, rows, failures."""
+    from .. import ingest
+
     info = call(ingest.status, state=state, dest=dest, config=config)
     if as_json:
         typer.echo(json.dumps(info, sort_keys=True, default=str))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .. import api
 from .. import config as config_mod
 from ..errors import UsageError
 from ..storage import s3
@@ -35,8 +34,6 @@ from .app import (
     fail,
     require,
 )
-from .ingest import run as run_ingest
-from .ingest import status as ingest_status
 
 DateArg = Annotated[
     str | None,
@@ -63,6 +60,14 @@ Layout = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Re-stage and rebuild the requested days.")]
+StageOnly = Annotated[
+    bool,
+    typer.Option(
+        "--stage-only",
+        help="Stage new files and build nothing: no output is written. Cheap enough to run every few "
+        "minutes; a later run builds the days (each from its kept rows, so that is cheap too).",
+    ),
+]
 PruneMissing = Annotated[
     bool,
     typer.Option(
@@ -83,8 +88,10 @@ Master = Annotated[
     str | None,
     typer.Option(
         "--master",
-        help="For --engine spark: local[N], local[*] or spark://HOST:PORT [default: local[*]].",
-        envvar="LOGROLL_SPARK_MASTER",
+        # LOGROLL_SPARK_MASTER is read with the other settings (config.resolve), not as this
+        # flag: a default kept in the environment must not refuse runs on another engine.
+        help="For --engine spark: local[N], local[*] or spark://HOST:PORT, or LOGROLL_SPARK_MASTER "
+        "[default: local[*]].",
     ),
 ]
 SparkConf = Annotated[
@@ -134,6 +141,7 @@ def run(
     layout: Layout = None,
     timestamp_column: TimestampColumn = None,
     force: Force = False,
+    stage_only: StageOnly = False,
     prune_missing: PruneMissing = False,
     engine: Engine = None,
     master: Master = None,
@@ -152,28 +160,19 @@ def run(
 ) -> None:
     """Stage new files, then build the requested day(s) and every day late data made dirty."""
     if pipeline == "ingest":  # scan + load into a central store: cli/ingest.py
-        if (engine and engine != "duckdb") or master or spark_conf:
-            # Each file is loaded on its own as it lands: there is no day build to distribute.
-            fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
-        command_logging(log_format)
-        return run_ingest(
-            source=source,
-            dest=dest,
-            state=state,
-            work_dir=work_dir,
-            memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"],
-            threads=threads,
-            endpoint_url=endpoint_url,
-            aws_config=aws_config,
-            as_json=as_json,
-            config=config,
-        )
+        settings = dict(source=source, dest=dest, state=state, work_dir=work_dir, threads=threads)
+        settings.update(memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"], config=config)
+        settings.update(endpoint_url=endpoint_url, aws_config=aws_config, as_json=as_json)
+        spark = bool((engine and engine != "duckdb") or master or spark_conf)
+        return _run_ingest(settings, spark=spark, stage_only=stage_only, log_format=log_format)
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
     flags = dict(source=source, dest=dest, state=state, initials=initials, lateness=lateness, engine=engine)
     flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
     flags.update(timestamp_column=timestamp_column, spark_master=master, spark_conf=spark_conf or None)
     pipe, opts = call(config_mod.resolve, pipeline, config, flags)
     require(opts, "source", "dest")
+    from .. import api  # here: what a run needs (engines, catalog), not what --help needs
+
     progress = command_logging(log_format, bar=True)
     storage_options = call(s3.options_for, [opts["source"], opts["dest"]], endpoint_url, aws_config)
     with progress or contextlib.nullcontext():
@@ -190,11 +189,24 @@ def run(
             on_event=progress,
             storage_options=storage_options,
             output_format=output_format,
+            stage_only=stage_only,
             follow_symlinks=follow_symlinks,
         )
     typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str) if as_json else report.summary())
     if report.status != "ok":
         raise typer.Exit(1)
+
+
+def _run_ingest(settings: dict[str, Any], *, spark: bool, stage_only: bool, log_format: str) -> None:
+    """`logroll run ingest`: its settings checked, then cli/ingest.py's run."""
+    if spark:  # each file is loaded on its own as it lands: there is no day build to distribute
+        fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
+    if stage_only:  # it has no day to build later
+        fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
+    from .ingest import run as run_ingest
+
+    command_logging(log_format)
+    return run_ingest(**settings)
 
 
 @command()
@@ -220,9 +232,13 @@ def status(
 ) -> None:
     """Days built, dirty and failed; files rejected or failed; recent runs."""
     if pipeline == "ingest":  # files, jobs, failures of the scanner and job tables: cli/ingest.py
+        from .ingest import status as ingest_status
+
         return ingest_status(state=state, dest=dest, as_json=as_json, config=config)
     pipe, opts = call(config_mod.resolve, pipeline, config, dict(dest=dest, state=state, work_dir=work_dir))
     require(opts, "dest")
+    from .. import api
+
     pipe = call(api.resolve, pipe, initials=opts.get("initials"))
     streamed = call(api.stream_status, pipe, dest=opts["dest"], work_dir=opts.get("work_dir"))
     if streamed is not None:  # the destination of `logroll stream`: its inputs and checkpoints

@@ -10,7 +10,6 @@ from .. import config as config_mod
 from ..errors import UsageError
 from ..storage import s3
 from ..urls import without_userinfo
-from ..workspace import open_workspace
 from .app import (
     AwsConfig,
     ConfigFile,
@@ -190,6 +189,8 @@ def print_crontab_line(
     if log_format != "text":
         args += ["--log-format", log_format]
     if log_file is None:
+        from ..workspace import open_workspace
+
         ws = call(open_workspace, opts["dest"], opts.get("state"), opts.get("work_dir"))
         logs_dir = ws.work_dir / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)

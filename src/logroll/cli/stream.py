@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import api
 from ..storage import s3
 from .app import Json, LogFormat, call, command_logging
 
@@ -81,6 +80,8 @@ def stream(
     as_json: Json = False,
 ) -> None:
     """Commit JSON lines from stdin or a followed file one micro-batch at a time; Ctrl-C stops cleanly."""
+    from .. import api
+
     console = command_logging(log_format, console=True)
     line: Any = progress
     if console is not None and progress is not False:
@@ -106,3 +107,5 @@ def stream(
         typer.echo(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
         typer.echo(report.summary())
+    if report.status != "ok":
+        raise typer.Exit(1)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from .. import api
 from .. import config as config_mod
 from ..errors import UsageError
 from ..storage import s3
@@ -44,6 +43,7 @@ def html_report(
     aws_config: AwsConfig = None,
 ) -> None:
     """Write a self-contained HTML report: rows per day, rejects, duplicates, late rows, run times."""
+    from .. import api
     from .. import htmlreport as report_mod
 
     if pipeline == "ingest":  # the scanner and job tables: what `logroll status ingest` shows
@@ -165,6 +165,7 @@ def impressions(
 
     The same run as `logroll run impressions DATE --source s3://BUCKET --dest s3://BUCKET/results`.
     """
+    from .. import api
     from ..pipelines import transformations
 
     source = call(s3.bucket_url, bucket_name)

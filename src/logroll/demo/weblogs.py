@@ -9,6 +9,7 @@ rejected, blank lines, CRLF line ends and a byte order mark.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import random
 from collections.abc import Iterator
@@ -85,6 +86,27 @@ def weblogs(
         path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
         written.append(path)
 
+    def exports(day: dt.date, midnight: dt.datetime) -> None:
+        """A gzip export (read like the plain files), and a Latin-1 export: its events with an
+        accented action are not UTF-8, so they are rejected with the reason."""
+        nonlocal counter
+        events = []
+        for _ in range(max(per_file // 4, 4)):
+            counter += 1
+            events.append(_event(rng, counter, midnight + dt.timedelta(seconds=rng.randrange(86400))))
+        folder = root / f"{day:%Y/%m/%d}"
+        gz = folder / f"events_{day:%Y%m%d}_export.json.gz"
+        text = "\n".join(_line(e) for e in events[: len(events) // 2]) + "\n"
+        gz.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+        written.append(gz)
+        latin = [
+            dict(e, action="réservation") if k % 2 else e for k, e in enumerate(events[len(events) // 2 :])
+        ]
+        latin1 = folder / f"events_{day:%Y%m%d}_latin1.json"
+        text = "\n".join(json.dumps(e, separators=(", ", " : "), ensure_ascii=False) for e in latin)
+        latin1.write_bytes((text + "\n").encode("latin-1"))
+        written.append(latin1)
+
     for i in range(days):
         day = first + dt.timedelta(days=i)
         midnight = dt.datetime.combine(day, dt.time())
@@ -113,6 +135,7 @@ def weblogs(
                 mixed = lines + list(BAD_LINES)
                 rng.shuffle(mixed)
                 put(day, f"events_{day:%Y%m%d}_{part}.json", mixed)
+        exports(day, midnight)
     return written
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,18 @@ from typing import Any
 import duckdb
 
 from .. import faults
-from ..errors import BuildError
-from ..pipelines.base import Output, Pipeline
+from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
+from . import duckdb_build, sql
 from . import passthrough as passthrough_mod
-from . import sql
-from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl, StateJob
 from .duckdb_stage import part_options, stage_csv_parts
-from .projection import carried_columns, needed_columns
-from .writer import write_output
+from .projection import carried_columns
 
 
 class DuckDBEngine:
     name = "duckdb"
+    keeps_state = True
 
     def __init__(
         self,
@@ -64,47 +62,14 @@ class DuckDBEngine:
         return stage_csv_parts(self, source, header, pipeline, part_dir)
 
     def stage_jsonl(
-        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+        self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl:
-        """Stage one JSON-lines file; the rejected lines (if any) are written to `quarantine_file`
-        as CSV with the columns source_file, line, reason, raw_line.
-
-        The file goes through DuckDB in chunks of lines (see `jsonl.line_chunks`) into one
-        temporary table, which spills to disk under the engine's memory limit; the quarantine is
-        written by DuckDB's COPY straight from it. Nothing of the file is ever held whole in Python.
-        """
+        """Stage one JSON-lines file (engines/jsonl.stage_file): its rejects, the reading layer's
+        early ones included, go to `quarantine_file` as CSV (source_file, line, reason, raw_line).
+        Nothing of the file is ever held whole in Python."""
         from . import jsonl  # imported here: numpy, a tenth of a second
 
-        con = self.con
-        select = jsonl.checked_select(pipeline, "__lines")
-        empty = jsonl.LINES_SCHEMA.empty_table()
-        con.register("__lines", empty)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __jchecked AS {select} LIMIT 0")
-            for chunk in jsonl.prefetched(jsonl.line_chunks(path)):
-                con.unregister("__lines")
-                con.register("__lines", chunk)
-                con.execute(f"INSERT INTO __jchecked {select}")
-        finally:
-            con.unregister("__lines")
-        try:
-            read, rejected = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE __reason IS NOT NULL) FROM __jchecked"
-            ).fetchone()
-            parts = self.write_parts(pipeline, "__jchecked WHERE __reason IS NULL", part_dir)
-            if rejected:
-                quarantine_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = quarantine_file.with_name(quarantine_file.name + f".tmp-{os.getpid()}")
-                con.execute(
-                    f"COPY (SELECT {sql.literal(source_uri)} AS source_file, __ord AS line, "
-                    "__reason AS reason, __raw AS raw_line FROM __jchecked WHERE __reason IS NOT NULL "
-                    f"ORDER BY __ord) TO {sql.literal(str(tmp))} (FORMAT csv, HEADER true)"
-                )
-                tmp.replace(quarantine_file)
-        finally:
-            con.execute("DROP TABLE IF EXISTS __jchecked")
-        valid = sum(r for r, _ in parts.values())
-        return StagedJsonl(int(read), valid, int(rejected), parts)
+        return jsonl.stage_file(self.con, self.write_parts, source, pipeline, part_dir, quarantine_file)
 
     def write_parts(
         self, pipeline: Pipeline, source: str, part_dir: Path, columns: list[str] | None = None
@@ -169,37 +134,13 @@ class DuckDBEngine:
             )
         return source, columns, warnings
 
-    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
-        con = self.con
-        out_dir.mkdir(parents=True, exist_ok=True)
-        source, columns, warnings = self.day_source(day, part_globs, pipeline)
-        rows_in = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-        # Only the columns the outputs read: the dedupe then carries a key and a column or two
-        # instead of whole rows (about 3x less work, and far less memory).
-        keep = needed_columns(pipeline, columns)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE rows AS {sql.dedupe_select(pipeline, source, columns, keep)}"
-        )
-        rows_unique = con.execute("SELECT count(*) FROM rows").fetchone()[0]
-        outputs: dict[str, tuple[Path, int]] = {}
-        for out in pipeline.outputs:
-            output_columns(con, out)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {out.sql}")
-            target = out_dir / f"{out.name}.{out.format}"
-            outputs[out.name] = (target, write_output(con, out, "__out", target))
-            con.execute("DROP TABLE __out")
-        con.execute("DROP TABLE rows")
-        return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
-
-
-def output_columns(con: Any, out: Output) -> tuple[list[str], list[str]]:
-    """Names and types of an output's columns, bound over the view `rows` without running it."""
-    rel = con.sql(out.sql)
-    names = [n.lower() for n in rel.columns]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # DuckDB would silently rename the second one
-        raise BuildError(
-            f"output {out.name!r} would have column(s) {', '.join(twice)} twice; "
-            "rename the input column(s) or change the output's SQL"
-        )
-    return list(rel.columns), [str(t) for t in rel.types]
+    def build_day(
+        self,
+        day: str,
+        part_globs: list[str],
+        pipeline: Pipeline,
+        out_dir: Path,
+        state: StateJob | None = None,
+    ) -> BuildOutcome:
+        """The day's unique rows (kept as its state with `state`), then its outputs (duckdb_build)."""
+        return duckdb_build.build_day(self, day, part_globs, pipeline, out_dir, state)

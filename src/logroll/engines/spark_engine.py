@@ -25,8 +25,9 @@ from ..errors import BuildError
 from ..pipelines.base import Pipeline
 from ..units import DEFAULT_MEMORY_LIMIT
 from . import spark_session, sql
-from .base import BuildOutcome, CsvInput, StagedFile, StagedJsonl
-from .duckdb_engine import DuckDBEngine, output_columns
+from .base import BuildOutcome, CsvInput, JsonInput, StagedFile, StagedJsonl, StateJob
+from .duckdb_build import output_columns
+from .duckdb_engine import DuckDBEngine
 from .projection import needed_columns
 from .transpile import spark_type, to_spark
 from .writer import write_output
@@ -60,6 +61,8 @@ class _Shared:
 
 class SparkEngine:
     name = "spark"
+    # Days are always deduplicated whole (sql.dedupe_select, transpiled): no day state.
+    keeps_state = False
 
     def __init__(
         self,
@@ -88,9 +91,9 @@ class SparkEngine:
         return self.stager.stage_csv(source, header, pipeline, part_dir)
 
     def stage_jsonl(
-        self, path: Path, source_uri: str, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
+        self, source: JsonInput, pipeline: Pipeline, part_dir: Path, quarantine_file: Path
     ) -> StagedJsonl:
-        return self.stager.stage_jsonl(path, source_uri, pipeline, part_dir, quarantine_file)
+        return self.stager.stage_jsonl(source, pipeline, part_dir, quarantine_file)
 
     @property
     def con(self) -> Any:
@@ -117,7 +120,14 @@ class SparkEngine:
             self.stager.close()
 
     # ---- build ---------------------------------------------------------------------------
-    def build_day(self, day: str, part_globs: list[str], pipeline: Pipeline, out_dir: Path) -> BuildOutcome:
+    def build_day(
+        self,
+        day: str,
+        part_globs: list[str],
+        pipeline: Pipeline,
+        out_dir: Path,
+        state: StateJob | None = None,
+    ) -> BuildOutcome:
         from pyspark.storagelevel import StorageLevel
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,9 +152,7 @@ class SparkEngine:
             con.execute("DROP VIEW IF EXISTS rows")
 
         spark = self.spark
-        schema = ", ".join(
-            f"{_spark_ident(n)} {spark_type(t)}" for n, t in zip(in_names, in_types, strict=True)
-        )
+        schema = _spark_schema(in_names, in_types)
         if part_globs:
             # The folders of the parts, read as plain files: no Hive partition discovery, which
             # would add `__day` and trip over parts from different files' folders.
@@ -192,6 +200,11 @@ class SparkEngine:
             spark.catalog.dropTempView("rows")
             spark.catalog.dropTempView("__src")
         return BuildOutcome(int(rows_in), int(rows_unique), outputs, warnings)
+
+
+def _spark_schema(names: list[str], types: list[str]) -> str:
+    """A Spark DDL schema for columns of these DuckDB types."""
+    return ", ".join(f"{_spark_ident(n)} {spark_type(t)}" for n, t in zip(names, types, strict=True))
 
 
 def _spark_ident(name: str) -> str:

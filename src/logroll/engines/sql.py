@@ -203,41 +203,64 @@ def dedupe_select(
     # nullable field is preceded by an "is null" flag: a row with a value always wins over one
     # without, on either engine. Fields are read back by name, which transpiles to Spark
     # (DuckDB's unnest of a struct does not).
-    never_null = {c.name for c in pipeline.columns if c.required or c.name == pipeline.event_time}
-    fields = []
-    for i, c in enumerate(rest):
-        if c not in never_null:
-            fields.append(f"__null{i} := {ident(c)} IS NULL")
-        fields.append(f"{ident(c)} := {ident(c)}")
-    packed = f"min(struct_pack({', '.join(fields)})) AS __m"
+    packed = f"min(struct_pack({', '.join(_dedupe_fields(pipeline, rest, rest))})) AS __m"
     inner = f"SELECT {', '.join(keys)}, {packed} FROM {source} GROUP BY ALL"
     picked = ", ".join(f"__m.{ident(c)} AS {ident(c)}" for c in rest)
     return f"SELECT {', '.join(keys)}, {picked} FROM ({inner})"
 
 
-def _dedupe_narrow(pipeline: Pipeline, source: str, rest: list[str], wanted: set[str]) -> str:
-    """dedupe_select's rows, only the `wanted` columns. The smallest row is ordered by `rest`
-    field by field, so the fields up to the last wanted one decide its wanted values: the
-    others need not be carried (the same row wins, so the same outputs come out)."""
-    keys = [ident(k) for k in pipeline.key]
-    last = max((i for i, c in enumerate(rest) if c.lower() in wanted), default=-1)
-    rest = rest[: last + 1]
-    out = [ident(k) for k in pipeline.key if k.lower() in wanted]
-    by = ", ".join(keys)
-    if not rest:  # a table needs a column: with none wanted, the first key stands in
-        return f"SELECT {', '.join(out or keys[:1])} FROM (SELECT {by} FROM {source} GROUP BY {by})"
+def _dedupe_fields(pipeline: Pipeline, order: list[str], carried: list[str]) -> list[str]:
+    """struct_pack fields: `order` decides which row is smallest (nullable ones after an "is
+    null" flag), then the computed columns of `carried`, which never decide: a computed column
+    is a function of the columns declared before it, so two rows that tie on those tie on it too
+    (weblogs' URL steps add nothing to the comparison)."""
     never_null = {c.name for c in pipeline.columns if c.required or c.name == pipeline.event_time}
-    if len(rest) == 1 and rest[0] in never_null:  # a plain min picks the same row, far cheaper
-        c = ident(rest[0])
-        return (
-            f"SELECT {', '.join([*out, c])} FROM (SELECT {by}, min({c}) AS {c} FROM {source} GROUP BY {by})"
-        )
+    computed = _computed(pipeline)
     fields = []
-    for i, c in enumerate(rest):
+    for i, c in enumerate(order):
+        if c in computed:
+            continue
         if c not in never_null:
             fields.append(f"__null{i} := {ident(c)} IS NULL")
         fields.append(f"{ident(c)} := {ident(c)}")
-    picked = [f"__m.{ident(c)} AS {ident(c)}" for c in rest if c.lower() in wanted]
+    fields += [f"{ident(c)} := {ident(c)}" for c in carried if c in computed]
+    return fields
+
+
+def _computed(pipeline: Pipeline) -> set[str]:
+    return {c.name for c in pipeline.columns if c.sql is not None}
+
+
+def _dedupe_narrow(pipeline: Pipeline, source: str, rest: list[str], wanted: set[str]) -> str:
+    """dedupe_select's rows, only the `wanted` columns. The smallest row is ordered by `rest`
+    field by field (computed columns aside: see _dedupe_fields), so the fields up to the last
+    wanted one - or the last one a wanted computed column is made from - decide its wanted
+    values: the others need not be carried (the same row wins, so the same outputs come out)."""
+    keys = [ident(k) for k in pipeline.key]
+    computed = _computed(pipeline)
+    declared = {c.name: i for i, c in enumerate(pipeline.columns)}
+    made_from = max((declared[c] for c in rest if c in computed and c.lower() in wanted), default=-1)
+    order = [c for c in rest if c not in computed]
+    last = max(
+        (i for i, c in enumerate(order) if c.lower() in wanted or declared.get(c, made_from) < made_from),
+        default=-1,
+    )
+    order = order[: last + 1]
+    carried = [c for c in rest if c in computed and c.lower() in wanted]
+    out = [ident(k) for k in pipeline.key if k.lower() in wanted]
+    by = ", ".join(keys)
+    if not order and not carried:  # a table needs a column: with none wanted, the first key stands in
+        return f"SELECT {', '.join(out or keys[:1])} FROM (SELECT {by} FROM {source} GROUP BY {by})"
+    never_null = {c.name for c in pipeline.columns if c.required or c.name == pipeline.event_time}
+    if not carried and len(order) == 1 and order[0] in never_null:  # a plain min picks the same row
+        c = ident(order[0])
+        return (
+            f"SELECT {', '.join([*out, c])} FROM (SELECT {by}, min({c}) AS {c} FROM {source} GROUP BY {by})"
+        )
+    fields = _dedupe_fields(pipeline, order, carried)
+    picked = [
+        f"__m.{ident(c)} AS {ident(c)}" for c in rest if c.lower() in wanted and (c in order or c in carried)
+    ]
     inner = f"SELECT {by}, min(struct_pack({', '.join(fields)})) AS __m FROM {source} GROUP BY {by}"
     return f"SELECT {', '.join([*out, *picked])} FROM ({inner})"
 

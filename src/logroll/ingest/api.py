@@ -17,6 +17,7 @@ columns, null_values, delimiter, suffixes), else from the defaults below.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FileMismatch, UsageError
+from ..errors import ConfigError, FileMismatch, SourceNotFound, UsageError, first_line
 from ..sinks import open_sink
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT, parse_duration
@@ -45,6 +46,7 @@ from .tables import open_catalog
 from .worker import Worker, WorkReport
 
 PIPELINE = "ingest"
+log = logging.getLogger("logroll")
 
 
 def _state(s: IngestSettings) -> str:
@@ -99,7 +101,9 @@ def scan(
 
 # ---- work ------------------------------------------------------------------------------------
 def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]] | None:
-    """The schema in force: declared, else stored, else inferred from the first scanned file."""
+    """The schema in force: declared, else stored, else inferred from the first scanned file that
+    has a usable header (a bad or vanished first file never blocks the others: it fails its own
+    job, naming itself)."""
     if s.columns:
         declared = columns_from_config(s.columns)
         store.fix_schema(declared, f"declared in {CONFIG_FILE}")
@@ -107,22 +111,39 @@ def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[st
     stored = store.stored_schema()
     if stored is not None:
         return stored[0]
-    first = store.first_file()
-    if first is None:
+    candidates = store.first_files(INFER_TRIES)
+    problems = []
+    for f in candidates:
+        try:
+            columns = _infer(f["uri"], s, work_dir)
+        except (FileMismatch, ConfigError, SourceNotFound) as exc:
+            problems.append(f"{f['uri']}: {first_line(exc)}")
+            log.warning(
+                "cannot infer the schema from %s: %s; trying the next file", f["uri"], first_line(exc)
+            )
+            continue
+        return store.fix_schema(columns, f"inferred from {f['uri']}")[0]
+    if not candidates:
         return None
-    uri = first["uri"]
-    try:
-        if is_local(uri):
-            columns = infer_columns(Path(uri), s.delimiter or ",", s.null_values or DEFAULT_NULLS)
-        else:
-            storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
-            with storage.local_copy(uri, work_dir / "spool") as path:
-                columns = infer_columns(path, s.delimiter or ",", s.null_values or DEFAULT_NULLS)
-    except FileMismatch as exc:
-        raise UsageError(
-            f"cannot infer the schema from {uri}: {exc}; declare columns in {CONFIG_FILE}"
-        ) from None
-    return store.fix_schema(columns, f"inferred from {uri}")[0]
+    raise UsageError(
+        f"cannot infer the schema from the first {len(problems)} file(s) scanned ({problems[0]}); "
+        f"declare the columns in {CONFIG_FILE}"
+    )
+
+
+INFER_TRIES = 50  # files tried, in scan order, before asking for a declared schema
+
+
+def _infer(uri: str, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]]:
+    delimiter, nulls = s.delimiter or ",", s.null_values or DEFAULT_NULLS
+    if is_local(uri):
+        path = Path(uri.removeprefix("file://"))
+        if not path.exists():
+            raise SourceNotFound("the file is gone from the source")
+        return infer_columns(path, delimiter, nulls)
+    storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
+    with storage.local_copy(uri, work_dir / "spool") as path:
+        return infer_columns(path, delimiter, nulls)
 
 
 def work(

@@ -360,16 +360,16 @@ class JobStore:
             "recent_jobs": recent_jobs,
         }
 
-    def first_file(self) -> dict[str, Any] | None:
-        """The first file ever scanned: the one a schema is inferred from."""
+    def first_files(self, limit: int) -> list[dict[str, Any]]:
+        """The first files scanned, in scan order: a schema is inferred from the first good one."""
         with self.engine.connect() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 select(files.c.file_name, files.c.version)
                 .where(files.c.pipeline == self.pipeline)
                 .order_by(files.c.id)
-                .limit(1)
-            ).first()
-        return {"uri": row.file_name, "version": row.version} if row else None
+                .limit(limit)
+            ).all()
+        return [{"uri": r.file_name, "version": r.version} for r in rows]
 
     def bind_destination(self, identity: str, shown: str) -> None:
         """Record the queue's destination on first use; refuse a different one later, since a job

@@ -13,10 +13,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, safe_text
+from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, first_line, safe_text
 from ..pipelines.base import TYPES, Column, Output, Pipeline
 from ..quote import literal
 from ..stage.csv import read_header
+from ..stage.grammar import header_problems
 
 # Lineage columns every loaded row carries.
 SOURCE_COLUMN = "_source_file"
@@ -104,18 +105,16 @@ def infer_columns(path: Path, delimiter: str, null_values: Sequence[str]) -> lis
     header = read_header(path, delimiter)
     if not header:
         raise FileMismatch(f"{path.name} is empty: the schema is inferred from the first file's header")
+    problems = header_problems(header)
+    if problems:
+        raise FileMismatch(f"{path.name}: {problems[0]}")
     nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
-        described = con.execute(
-            f"DESCRIBE SELECT * FROM read_csv({literal(str(path))}, header=true, delim={literal(delimiter)}, "
-            f"nullstr={nulls}, sample_size=-1, ignore_errors=true)"
-        ).fetchall()
-        sniff = con.execute(
-            f"SELECT DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
-            f"delim={literal(delimiter)}, sample_size=-1)"
-        ).fetchall()
+        described, sniff = _sniff(con, path, delimiter, nulls)
+    except duckdb.Error as exc:
+        raise FileMismatch(f"{path.name}: cannot read it as CSV ({first_line(exc)[:200]})") from None
     finally:
         con.close()
     date_fmt, ts_fmt = (sniff[0] if sniff else (None, None)) or (None, None)
@@ -143,6 +142,19 @@ def infer_columns(path: Path, delimiter: str, null_values: Sequence[str]) -> lis
             }
         )
     return columns_from_config(out)
+
+
+def _sniff(con: Any, path: Path, delimiter: str, nulls: str) -> tuple[list[Any], list[Any]]:
+    """DuckDB's column types over the whole file, and the date and timestamp formats it found."""
+    described = con.execute(
+        f"DESCRIBE SELECT * FROM read_csv({literal(str(path))}, header=true, delim={literal(delimiter)}, "
+        f"nullstr={nulls}, sample_size=-1, ignore_errors=true)"
+    ).fetchall()
+    sniff = con.execute(
+        f"SELECT DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
+        f"delim={literal(delimiter)}, sample_size=-1)"
+    ).fetchall()
+    return described, sniff
 
 
 def staging_pipeline(columns: list[dict[str, Any]], delimiter: str, null_values: Sequence[str]) -> Pipeline:

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from .. import faults, proc
 from ..dates import utc_now
-from ..errors import FileMismatch, FileRejected, JobLost, SchemaMismatch
+from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch
 from ..sinks import CsvRows, LoadResult, Sink
 from ..stage.csv import read_header, stage_csv
 from ..stage.staged import Staged
@@ -56,8 +56,9 @@ from .tables import FAILED, LOADED, NEW
 
 log = logging.getLogger("logroll")
 
-# Failures that the same input will always hit again: no retry, the job fails at once.
-PERMANENT = (FileMismatch, FileRejected, SchemaMismatch)
+# Failures that the same input will always hit again: no retry, the job fails at once (a value
+# the destination refuses is a data error, not a dropped connection).
+PERMANENT = (FileMismatch, FileRejected, SchemaMismatch, DataRejected)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..dates import utc_now
-from ..errors import LockedError, SinkError, UsageError, first_line
+from ..errors import DataRejected, LockedError, SinkError, UsageError, first_line
 from ..quote import ident
 from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
@@ -225,28 +225,43 @@ class PostgresTransaction:
         cols = ", ".join(ident(f.name) for f in reader.schema)
         rows = 0
         options = pacsv.WriteOptions(include_header=False, batch_size=65536)
-        with self.conn.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-            for batch in reader:
-                if not batch.num_rows:
-                    continue
-                buf = pa.BufferOutputStream()
-                # Strings are always quoted and NULLs never are, so COPY tells "" from NULL.
-                pacsv.write_csv(batch, buf, options)
-                copy.write(memoryview(buf.getvalue()))
-                rows += batch.num_rows
+        try:
+            with (
+                self.conn.cursor() as cur,
+                cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                for batch in reader:
+                    if not batch.num_rows:
+                        continue
+                    buf = pa.BufferOutputStream()
+                    # Strings are always quoted and NULLs never are, so COPY tells "" from NULL.
+                    pacsv.write_csv(batch, buf, options)
+                    copy.write(memoryview(buf.getvalue()))
+                    rows += batch.num_rows
+        except psycopg.errors.DataError as exc:
+            raise self._refused(exc) from None
         return rows
+
+    def _refused(self, exc: psycopg.errors.DataError) -> DataRejected:
+        return DataRejected(
+            f"{self.sink.url} refused a value: {first_line(exc)[:300]!r}; the same rows "
+            "fail again: fix the value or the table"
+        )
 
     def _copy_csv(self, target: str, data: CsvRows) -> int:
         """Stream a CSV file its producer wrote for COPY as it is: no decoding, no re-encoding."""
         cols = ", ".join(ident(f.name) for f in data.schema)
-        with self.conn.cursor() as cur:
-            with (
-                cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy,
-                open(data.path, "rb") as fh,
-            ):
-                while chunk := fh.read(1 << 20):
-                    copy.write(chunk)
-            return int(cur.rowcount)
+        try:
+            with self.conn.cursor() as cur:
+                with (
+                    cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy,
+                    open(data.path, "rb") as fh,
+                ):
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+                return int(cur.rowcount)
+        except psycopg.errors.DataError as exc:
+            raise self._refused(exc) from None
 
     def append(self, table: str | None, data: Data) -> int:
         name = resolve_table(table, self.sink.table, self.sink.url)

@@ -11,7 +11,6 @@ numbers (StageFailed), as does a damaged archive: nothing of such a file is publ
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import secrets
 import shutil
@@ -24,7 +23,6 @@ import pyarrow as pa
 from .. import faults
 from ..engines import passthrough
 from ..engines.base import CsvInput, Engine, StagedFile
-from ..engines.projection import carried_columns
 from ..errors import FileRejected, StageFailed, first_line, safe_text
 from ..pipelines import detect
 from ..pipelines.base import Pipeline
@@ -48,13 +46,6 @@ def dialect_of(pipeline: Pipeline) -> Dialect:
         comment=pipeline.comment,
         compression=pipeline.compression,
     )
-
-
-def signature(pipeline: Pipeline) -> str:
-    """What staging makes of a file depends on: the declaration's staging half and the columns
-    a part carries (an output that starts reading another column re-stages every file)."""
-    body = f"{pipeline.stage_signature()}|{','.join(carried_columns(pipeline))}"
-    return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
 def read_header(path: Path, delimiter: str = ",") -> list[str] | None:

@@ -52,6 +52,10 @@ class Limits:
         if self.max_line_bytes + 2 * self.max_quoted_bytes >= self.duckdb_max_line_size:
             raise ValueError("max_line_bytes + 2 * max_quoted_bytes must stay under duckdb_max_line_size")
 
+    def too_long(self, length: int) -> str:
+        """The quarantine's reason for a line of `length` bytes over max_line_bytes."""
+        return f"line too long ({length} bytes > {self.max_line_bytes})"
+
 
 PLAIN = Dialect()  # comma, double quotes, a header, UTF-8, compression by suffix
 DEFAULT_LIMITS = Limits()

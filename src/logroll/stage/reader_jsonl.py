@@ -207,7 +207,7 @@ def _spool_jsonl(
                     early.append(
                         EarlyReject(
                             no,
-                            f"line too long ({length} bytes > {limits.max_line_bytes})",
+                            limits.too_long(length),
                             excerpt(text, limits),
                             off,
                             length,
@@ -218,7 +218,9 @@ def _spool_jsonl(
                     blank += 1  # (logroll's reader drops a BOM opening any line)
                     out.write(b"\n")
                 elif b"\0" in text:
-                    early.append(EarlyReject(no, "NUL byte", excerpt(text, limits), off, length))
+                    # shown escaped, as invalid UTF-8 is: a NUL would end the text in many readers
+                    shown = excerpt(text, limits).replace("\0", "\\x00")
+                    early.append(EarlyReject(no, "NUL byte", shown, off, length))
                     out.write(b"\n")
                 else:
                     kept += 1

@@ -16,8 +16,9 @@ class Staged:
     parts: dict[str, tuple[int, str]] = field(default_factory=dict)
     quarantine: str | None = None
     part_dir: Path | None = None  # where the parts were written
-    # The independent count (CSV): records = header + skipped + blank + rows_read, where
-    # rows_read = rows_valid + rows_rejected. JSON lines leave them at 0 (not counted yet).
+    # The independent count: records = header + skipped + blank + rows_read, where rows_read =
+    # rows_valid + rows_rejected (JSON: records are non-blank lines or array elements, and blank
+    # lines; no header, nothing skipped).
     records: int = 0
     header: int = 0
     blank: int = 0

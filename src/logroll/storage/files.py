@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from .. import faults
 from ..errors import ListingError, SourceNotFound, StorageError, TransientError, UsageError, WriteConflict
 from ..proc import pid_alive
@@ -51,6 +49,11 @@ def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 
 
+def local_url(url: str) -> str:
+    """How a local root is spelled everywhere (reports, the catalog's uris): absolute, ~ expanded."""
+    return str(Path(url.removeprefix("file://")).expanduser().absolute())
+
+
 def join(base: str, *parts: str) -> str:
     if is_local(base):
         return str(Path(base.removeprefix("file://"), *parts))
@@ -77,11 +80,7 @@ class Storage:
     tables = False  # outputs are files (sinks.destination.TableDestination writes tables)
 
     def __init__(self, url: str, options: dict[str, Any] | None = None):
-        self.url = (
-            url.rstrip("/")
-            if not is_local(url)
-            else str(Path(url.removeprefix("file://")).expanduser().absolute())
-        )
+        self.url = url.rstrip("/") if not is_local(url) else local_url(url)
         self.local = is_local(url)
         self.is_s3 = s3.is_s3(self.url)
         # Store options (credentials) go to object stores only, never to a local filesystem.
@@ -89,6 +88,8 @@ class Storage:
         fs_options = s3.filesystem_options(self.options) if self.is_s3 else self.options
         if self.is_s3:
             PROTOCOLS.module("s3")  # s3fs is the [s3] extra: say so rather than fsspec's "Install s3fs"
+        import fsspec  # here: a run with nothing to do lists a local source without it (cli/quick.py)
+
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **fs_options)
         except (ImportError, ValueError, TypeError) as exc:

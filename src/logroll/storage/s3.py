@@ -14,23 +14,12 @@ and `describe()` says where credentials came from without saying what they are.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
-import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    stop_after_attempt,
-    wait_none,
-    wait_random_exponential,
-)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     ConfigError,
@@ -43,6 +32,9 @@ from ..errors import (
     first_line,
 )
 from ..urls import redact_url, without_userinfo
+
+if TYPE_CHECKING:  # yaml and tenacity are imported when an S3 setting is read or an S3 call made
+    from tenacity import RetryCallState
 
 log = logging.getLogger("logroll")
 
@@ -96,6 +88,8 @@ def load_config(path: str | Path | None) -> tuple[dict[str, str], str | None]:
         if explicit:
             raise ConfigError(f"--aws-config {str(file)!r} does not exist: give the path of a YAML file")
         return {}, None
+    import yaml
+
     try:
         doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -242,7 +236,8 @@ def is_transient(exc: BaseException) -> bool:
         # exactly like this, so it is retried only by `call(..., connect_retries=True)`.
         return False
     for e in _chain(exc):
-        if isinstance(e, ConnectionError | TimeoutError | socket.timeout | asyncio.TimeoutError):
+        # (asyncio.TimeoutError and socket.timeout are TimeoutError since Python 3.11)
+        if isinstance(e, ConnectionError | TimeoutError):
             return True
     return _named(
         exc,
@@ -355,6 +350,8 @@ def call(
     raised as a TransientError saying how many attempts were made. `connect_attempts` caps the
     attempts when the endpoint refuses connections (a wrong --endpoint-url looks just like that).
     """
+    from tenacity import Retrying, stop_after_attempt, wait_none, wait_random_exponential
+
     attempts, backoff = _policy()
     max_connect = min(connect_attempts or attempts, attempts)
 

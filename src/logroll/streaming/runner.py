@@ -27,10 +27,12 @@ from ..engines import jsonl
 from ..errors import ConfigError, Rotated, UsageError
 from ..pipelines import PRESETS, Pipeline, get_pipeline
 from ..pipelines.stream import StreamSpec
+from ..stage.dialect import DEFAULT_LIMITS
 from ..urls import redact_url
 from ..urls import scheme as url_scheme
+from .lines import Batch, LineBuffer
 from .progress import ProgressLine, StreamProgress
-from .source import FollowSource, StdinSource
+from .source import StdinSource, follow_source
 from .stager import StreamStager
 from .store import Layout, Store
 
@@ -44,7 +46,8 @@ class StreamReport:
     pipeline: str
     dest: str
     source: str
-    status: str = "ok"
+    status: str = "ok"  # "failed": the input was damaged (a truncated or corrupt archive)
+    error: str | None = None
     stopped_by: str = ""  # "end of input" | "signal"
     batches: int = 0
     rows_read: int = 0
@@ -83,6 +86,8 @@ class StreamReport:
             lines.append(f"  files written: {len(self.outputs_written)}")
         if self.quarantine:
             lines.append(f"  quarantine: {self.quarantine}")
+        if self.error:
+            lines.append(f"  FAILED: {self.error}")
         return "\n".join(lines)
 
 
@@ -180,75 +185,6 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-@dataclass
-class _Batch:
-    first_line: int
-    lines: list[bytes]
-    end_offset: int
-
-
-class _Lines:
-    """Bytes in, complete numbered lines out, with the byte offset after each batch."""
-
-    def __init__(self, line: int, offset: int):
-        self.next_line = line  # number of the next complete line
-        self.offset = offset  # byte offset just after the last complete line handed out
-        self.buf = b""
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.pending_since: float | None = None
-        self.pending_first = line
-
-    def feed(self, data: bytes, final: bool = False) -> None:
-        buf = self.buf + data
-        cut = buf.rfind(b"\n")
-        if final:
-            complete, self.buf = buf, b""
-        elif cut < 0:
-            self.buf = buf
-            return
-        else:
-            complete, self.buf = buf[: cut + 1], buf[cut + 1 :]
-        if not complete:
-            return
-        lines = complete.split(b"\n")
-        if complete.endswith(b"\n"):
-            lines.pop()
-        if not self.pending:
-            self.pending_since = time.monotonic()
-            self.pending_first = self.next_line
-        self.pending.extend(lines)
-        self.pending_bytes += len(complete)
-        self.next_line += len(lines)
-
-    def cut(self, batch_size: int, everything: bool) -> list[_Batch]:
-        out = []
-        start = 0
-        first = self.pending_first
-        offset = self.offset
-        while len(self.pending) - start >= batch_size or (everything and start < len(self.pending)):
-            lines = self.pending[start : start + batch_size]
-            size = sum(map(len, lines)) + len(lines)
-            offset = min(offset + size, self.offset + self.pending_bytes)  # a last line may lack its newline
-            out.append(_Batch(first, lines, offset))
-            first += len(lines)
-            start += len(lines)
-        if start:
-            del self.pending[:start]
-            self.pending_bytes -= offset - self.offset
-            self.offset = offset
-            self.pending_first = first
-            self.pending_since = time.monotonic() if self.pending else None
-        return out
-
-    def reset(self) -> None:
-        """The file was replaced: forget a partial last line, number the new file from 1."""
-        self.buf = b""
-        self.next_line = 1
-        self.offset = 0
-        self.pending_first = 1
-
-
 def run_stream(
     pipeline: str | Pipeline = "weblogs",
     *,
@@ -330,19 +266,19 @@ class _StreamRun:
         state = self.state = store.get_state(self.key) or {}
         self.source: Any
         if follow:
-            self.source = FollowSource(follow, int(state.get("offset", 0)), state.get("inode"), stop_at_eof)
+            self.source = follow_source(follow, state, stop_at_eof)
             if not self.source.resumed or self.source.start_offset == 0:
                 state["offset"], state["line"] = 0, 0
         else:
             self.source = StdinSource(stdin_fd)
         state["source"] = self.source_name
         self.report = StreamReport(pipe.name, dest_name, self.source_name)
-        self.lines = _Lines(int(state.get("line", 0)) + 1, int(state.get("offset", 0)))
+        self.lines = LineBuffer(int(state.get("line", 0)) + 1, int(state.get("offset", 0)), DEFAULT_LIMITS)
         self.prog = StreamProgress(progress, pipe.name)
         if exporter is not None and store.dirty_days():
             exporter.export(store)  # what a killed run committed but did not write out
 
-    def commit(self, batches: list[_Batch]) -> None:
+    def commit(self, batches: list[Batch]) -> None:
         """Stage the batches' lines together, then commit each batch with its checkpoint."""
         t0 = time.monotonic()
         try:
@@ -350,12 +286,13 @@ class _StreamRun:
         finally:
             self.report.busy_seconds += time.monotonic() - t0
 
-    def _commit(self, batches: list[_Batch]) -> None:
+    def _commit(self, batches: list[Batch]) -> None:
         state, report = self.state, self.report
         for group in _groups(batches):
             raw = [ln for b in group for ln in b.lines]
-            table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line)
-            bounds = [(b.first_line, b.first_line + len(b.lines) - 1) for b in group]
+            early = {n: reason for b in group for n, reason in b.early.items()}
+            table = jsonl.lines_table(pa.array(raw, pa.large_binary()), group[0].first_line, early)
+            bounds = [(b.first_line, b.last_line) for b in group]
             staged = self.stager.stage(table, bounds, self.source_name)
             faults.point("stream.staged")
             for b, s in zip(group, staged, strict=True):
@@ -363,8 +300,8 @@ class _StreamRun:
                 state["valid"] = state.get("valid", 0) + s.valid
                 state["rejected"] = state.get("rejected", 0) + (s.read - s.valid)
                 state["offset"] = b.end_offset
-                state["line"] = b.first_line + len(b.lines) - 1
-                state["inode"] = self.source.inode
+                state["line"] = b.last_line
+                state.update(self.source.identity())
                 state["batches"] = state.get("batches", 0) + 1
                 res = self.store.commit_batch(
                     s.winners,
@@ -411,7 +348,7 @@ class _StreamRun:
                 signals.drain()
                 if data is None:
                     eof = True
-                    lines.feed(b"", final=True)
+                    lines.feed(b"", final=True, cut_short=source.failure is not None)
                 elif data:
                     lines.feed(data)
                 due = lines.pending_since is not None and time.monotonic() - lines.pending_since >= max_delay
@@ -443,6 +380,13 @@ class _StreamRun:
         report.checkpoint = {k: v for k, v in self.state.items() if k != "source"}
         report.seconds = round(time.monotonic() - started, 3)
         report.busy_seconds = round(report.busy_seconds, 3)
+        if self.source.failure:
+            report.status = "failed"
+            report.error = (
+                f"{self.source_name}: {self.source.failure}; the lines before it are committed "
+                "(the incomplete last one quarantined)"
+            )
+            log.error("stream %s: %s", self.pipe.name, report.error)
         self.source.close()
         log.info(
             "stream %s: %s micro-batches, %s read, %s rejected",
@@ -454,8 +398,8 @@ class _StreamRun:
         return report
 
 
-def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:
-    group: list[_Batch] = []
+def _groups(batches: list[Batch]) -> Iterator[list[Batch]]:
+    group: list[Batch] = []
     n = 0
     for b in batches:
         if group and n + len(b.lines) > MAX_STAGE_LINES:
@@ -467,7 +411,7 @@ def _groups(batches: list[_Batch]) -> Iterator[list[_Batch]]:
         yield group
 
 
-def _lag(source: Any, lines: _Lines) -> str:
+def _lag(source: Any, lines: LineBuffer) -> str:
     behind = source.lag_bytes(lines.offset)
     if behind is not None:
         return _human_bytes(behind)

@@ -91,9 +91,12 @@ class StreamStager:
         con.register("__lines", lines)
         con.register("__bounds", bt)
         try:
+            # The micro-batches are contiguous runs of lines: each line belongs to the last one
+            # starting at or before it (an ASOF join; a range join compared every line with
+            # every batch).
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE __s AS SELECT b.batch, s.* FROM ({self.checked}) s "
-                "JOIN __bounds b ON s.__ord BETWEEN b.lo AND b.hi"
+                "ASOF JOIN __bounds b ON s.__ord >= b.lo"
             )
         finally:
             con.unregister("__lines")

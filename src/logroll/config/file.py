@@ -1,7 +1,5 @@
-"""logroll.yaml: run settings and user-declared pipelines, validated before any data is touched.
-
-Layers, lowest first: the file, then `LOGROLL_*` environment variables, then flags. Pipelines
-declared in the file are built and checked by `logroll.pipelines.declare`.
+"""The logroll.yaml form and its validation (pydantic, yaml), imported only when there is a file
+or a LOGROLL_* setting to read: a run with neither never pays for them.
 
 Every problem is reported with the path of the bad field and what was expected, e.g.
 `logroll.yaml: pipelines.device_users.columns[1].type: Input should be 'string', 'integer', ...`.
@@ -9,7 +7,6 @@ Every problem is reported with the path of the bad field and what was expected, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +14,9 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from .errors import ConfigError, LogrollError, first_line
-from .pipelines import get_pipeline
-from .pipelines.base import Pipeline, check_layout
-from .pipelines.declare import (
+from ..errors import ConfigError, LogrollError, first_line
+from ..pipelines.base import Pipeline, check_layout
+from ..pipelines.declare import (
     ColumnSpec,
     DeclarationProblems,
     EventTimeSpec,
@@ -31,13 +27,9 @@ from .pipelines.declare import (
     as_field_error,
     build_pipeline,
 )
-from .registry import closest
-from .units import parse_size
-
-DEFAULT_FILE = "logroll.yaml"
-ENV_PREFIX = "LOGROLL_"
-# Run settings whose values are paths: relative ones in the file are relative to the file.
-PATH_SETTINGS = ("source", "dest", "state", "work_dir")
+from ..registry import closest
+from ..units import parse_size
+from . import DEFAULT_FILE, ENV_PREFIX, PATH_SETTINGS, SETTING_NAMES, Config
 
 
 class Settings(SpecModel):
@@ -86,6 +78,10 @@ class Settings(SpecModel):
         if v is not None:
             as_field_error(check_layout, v)
         return v
+
+
+# The light half (config/__init__.py) knows the settings by name, to tell whether any is set.
+assert set(Settings.model_fields) == set(SETTING_NAMES), "config.SETTING_NAMES is out of date"
 
 
 class DeclaredPipeline(PipelineSpec):
@@ -167,46 +163,8 @@ def _from_validation(where: str, exc: ValidationError) -> None:
 
 
 # ---- the file ---------------------------------------------------------------------------------
-class Config:
-    """A loaded, validated logroll.yaml (or none): run settings and declared pipelines."""
-
-    def __init__(
-        self,
-        path: Path | None,
-        settings: Settings,
-        pipelines: dict[str, Pipeline],
-        per_pipeline: dict[str, Settings],
-    ):
-        self.path = path
-        self.settings = settings
-        self.pipelines = pipelines
-        self.per_pipeline = per_pipeline
-
-    def pipeline(self, name: str) -> Pipeline:
-        """A declared pipeline, else a preset (with a closest-name hint on a typo)."""
-        return get_pipeline(name, self.pipelines)
-
-    def settings_for(self, name: str) -> dict[str, Any]:
-        merged = _set(self.settings)
-        merged.update(_set(self.per_pipeline.get(name, Settings())))
-        return merged
-
-
 def _set(s: Settings) -> dict[str, Any]:
     return {k: v for k, v in s.model_dump().items() if v is not None and k in Settings.model_fields}
-
-
-def find_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Path | None:
-    """--config, else LOGROLL_CONFIG, else ./logroll.yaml when there is one."""
-    env = os.environ if env is None else env
-    chosen = path or env.get(ENV_PREFIX + "CONFIG")
-    if chosen:
-        p = Path(chosen).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist: check --config (or LOGROLL_CONFIG)")
-        return p
-    default = Path.cwd() / DEFAULT_FILE
-    return default if default.is_file() else None
 
 
 def parse(text: str, where: str = DEFAULT_FILE, base: Path | None = None) -> Config:
@@ -241,7 +199,7 @@ def parse(text: str, where: str = DEFAULT_FILE, base: Path | None = None) -> Con
             problems.append((f"pipelines.{name}", str(exc)))
         per[name] = _relative_to(spec.settings, base)
     _raise(where, problems)
-    return Config(None, _relative_to(model, base), pipelines, per)
+    return Config(None, _set(_relative_to(model, base)), pipelines, {n: _set(v) for n, v in per.items()})
 
 
 def _relative_to(s: Settings, base: Path | None) -> Settings:
@@ -256,61 +214,11 @@ def _relative_to(s: Settings, base: Path | None) -> Settings:
     return Settings(**values)
 
 
-def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """The config in effect: --config / LOGROLL_CONFIG / ./logroll.yaml, or an empty one."""
-    found = find_config(path, env)
-    if found is None:
-        return Config(None, Settings(), {}, {})
-    try:
-        text = found.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {str(found)!r}: {exc}") from None
-    cfg = parse(text, str(found), found.resolve().parent)
-    cfg.path = found
-    return cfg
-
-
-def env_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Run settings from LOGROLL_* variables, validated like the file's."""
-    env = os.environ if env is None else env
-    raw = {k: env[ENV_PREFIX + k.upper()] for k in Settings.model_fields if env.get(ENV_PREFIX + k.upper())}
+def validate_env(raw: dict[str, str]) -> dict[str, Any]:
+    """Run settings from LOGROLL_* variables (`raw`: name -> text), validated like the file's."""
     try:
         return _set(Settings.model_validate(raw))
     except ValidationError as exc:
         problems = [(ENV_PREFIX + str(e["loc"][0]).upper(), _describe(e)) for e in exc.errors()]
         _raise("environment", problems)
         raise
-
-
-def resolve(
-    pipeline: str,
-    config: str | Path | None = None,
-    flags: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> tuple[Pipeline, dict[str, Any]]:
-    """The pipeline and its run settings: file < LOGROLL_* < flags (a None flag is not given)."""
-    cfg = load(config, env)
-    pipe = cfg.pipeline(pipeline)
-    merged = cfg.settings_for(pipeline)
-    merged.update(env_settings(env))
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
-    if merged.get("engine", "duckdb") != "spark":
-        # Spark settings kept in the file or environment for `--engine spark` days do not stop a
-        # run on another engine; given as flags, they still draw an error.
-        for key in ("spark_master", "spark_conf"):
-            if (flags or {}).get(key) is None:
-                merged.pop(key, None)
-    return pipe, merged
-
-
-__all__ = [
-    "Config",
-    "ConfigFile",
-    "DeclaredPipeline",
-    "Settings",
-    "env_settings",
-    "find_config",
-    "load",
-    "parse",
-    "resolve",
-]

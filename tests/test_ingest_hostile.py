@@ -1,0 +1,84 @@
+"""Ingest on the files people really get (issues 13, 14): a value the destination refuses, a bad
+or vanished first file, through the real CLI on a real PostgreSQL (tests/pg.py)."""
+
+from __future__ import annotations
+
+import psycopg
+
+HEADER = "id,name\n"
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url.split("#")[0]) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_value_the_destination_refuses_fails_its_job_at_once_and_the_others_load(cli, pg_url, tmp_path):
+    """A data error (here PostgreSQL's "integer out of range" for a table made with an int4
+    column) fails the same way on every attempt: the job is FAILED at its first attempt with the
+    reason, never retried, the other files load, and `run ingest` exits 1."""
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a.csv").write_text(HEADER + "1,x\n2,y\n")
+    (src / "b.csv").write_text(HEADER + "3000000000,too big for int4\n")
+    (src / "c.csv").write_text(HEADER + "4,z\n")
+    with psycopg.connect(pg_url) as conn:
+        conn.execute('CREATE TABLE t (id integer, name text, "_source_file" text, "_loaded_at" timestamp)')
+    (tmp_path / "logroll.yaml").write_text(
+        "ingest:\n  columns:\n    - {name: id, type: integer}\n    - {name: name, type: string}\n"
+    )
+    run = cli("run", "ingest", "--source", str(src), "--dest", pg_url + "#t", "--json", cwd=tmp_path)
+    assert run.code == 1, run.err
+    report = run.json()
+    assert report["status"] == "failed"
+    [failed] = report["work"]["jobs_failed"]
+    assert "b.csv" in failed["reason"] and "refused a value" in failed["reason"], failed
+    assert "out of range for type integer" in failed["reason"]
+    assert report["work"]["jobs_retrying"] == []
+    # one job holds the three files (run ingest flushes the scan): it failed at its first
+    # attempt, its other files loaded
+    assert query(pg_url, "SELECT status, attempts FROM ingest_jobs") == [("FAILED", 1)]
+    assert query(pg_url, "SELECT id FROM t ORDER BY id") == [(1,), (2,), (4,)]
+
+
+def test_a_bad_first_file_never_blocks_the_others(cli, pg_url, tmp_path):
+    """The first file scanned repeats a header column: the schema comes from the next good file,
+    the bad one fails its own job naming itself; removed later, its retry says it is gone."""
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a_first.csv").write_text("id,name,id\n1,x,1\n")
+    (src / "b.csv").write_text(HEADER + "2,y\n")
+    (src / "c.csv").write_text(HEADER + "3,z\n")
+    run = cli("run", "ingest", "--source", str(src), "--dest", pg_url + "#t", "--json")
+    assert run.code == 1, run.err
+    report = run.json()
+    [failed] = report["work"]["jobs_failed"]
+    assert "a_first.csv" in failed["reason"] and "repeated column(s) id" in failed["reason"], failed
+    assert report["work"]["rows_loaded"] == 2
+    assert "cannot infer the schema from" in run.err and "a_first.csv" in run.err
+    status = cli("status", "ingest", "--state", pg_url, "--json").json()
+    assert status["schema"]["origin"] == f"inferred from {src / 'b.csv'}"
+    (src / "a_first.csv").unlink()
+    job = query(pg_url, "SELECT id FROM ingest_jobs WHERE status = 'FAILED'")[0][0]
+    assert cli("retry", str(job), "--state", pg_url).code == 0
+    again = cli("work", "ingest", "--state", pg_url, "--dest", pg_url + "#t", "--json")
+    assert again.code == 1 and "unexpected" not in again.err
+    [gone] = again.json()["jobs_failed"]
+    assert "a_first.csv: the file is gone from the source" in gone["reason"]
+
+
+def test_a_vanished_first_file_never_blocks_the_others(cli, tmp_path):
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a_first.csv").write_text(HEADER + "1,x\n")
+    (src / "b.csv").write_text(HEADER + "2,y\n")
+    state, dest = str(tmp_path / "state.sqlite"), f"duckdb:///{tmp_path}/t.duckdb#t"
+    assert cli("scan", "ingest", "--source", str(src), "--state", state, "--batch-bytes", "1").code == 0
+    (src / "a_first.csv").unlink()
+    work = cli("work", "ingest", "--state", state, "--dest", dest, "--json")
+    assert work.code == 1 and "unexpected" not in work.err, work.err
+    report = work.json()
+    assert (
+        report["rows_loaded"] == 1
+        and "the file is gone from the source" in report["jobs_failed"][0]["reason"]
+    )
