@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logroll.errors import SchemaMismatch, UsageError
-from logroll.sinks import open_sink
+from logroll.sinks import CsvRows, open_sink
 
 
 @pytest.fixture(params=["postgresql", "duckdb", "parquet"])
@@ -129,6 +129,35 @@ def test_nulls_and_empty_strings_survive(sink_url):
         (1, "", None, None),
         (2, None, 2.25, dt.datetime(2021, 1, 1, 0, 0, 0, 123456)),
         (None, 'quo"te,comma\nnewline', 3.0, None),
+    ]
+
+
+def test_csv_rows_written_by_duckdb_load_value_for_value(sink_url, tmp_path):
+    """ingest's PostgreSQL path: DuckDB writes the CSV, the sink streams it to COPY unchanged;
+    the other sinks read the same file back with its schema. NULL, "", quotes, delimiters,
+    newlines (LF and CR), infinities and fractional timestamps come out as they went in."""
+    path = tmp_path / "rows.csv"
+    with duckdb.connect() as con:
+        con.execute(
+            f"""COPY (SELECT * FROM (VALUES
+                    (1, '', NULL, NULL),
+                    (2, NULL, 2.25, TIMESTAMP '2021-01-01 00:00:00.123456'),
+                    (NULL, 'quo"te,comma' || chr(10) || 'new' || chr(13) || 'line', 3.0, NULL),
+                    (4, 'NA', 'inf'::DOUBLE, TIMESTAMP '2021-01-02 03:04:05'),
+                    (5, '\\N', -0.5, NULL)) t(id, name, amount, "at"))
+                TO '{path}' (FORMAT csv, HEADER false)"""
+        )
+    schema = batch([]).schema
+    sink = open_sink(sink_url)
+    res = sink.load(CsvRows(path, schema), source="rows.csv", version="1")
+    assert (res.status, res.rows) == ("loaded", 5)
+    assert sink.load(CsvRows(path, schema), source="rows.csv", version="1").status == "skipped"
+    assert rows_of(sink_url) == [
+        (1, "", None, None),
+        (2, None, 2.25, dt.datetime(2021, 1, 1, 0, 0, 0, 123456)),
+        (4, "NA", float("inf"), dt.datetime(2021, 1, 2, 3, 4, 5)),
+        (5, "\\N", -0.5, None),
+        (None, 'quo"te,comma\nnew\rline', 3.0, None),
     ]
 
 
@@ -336,3 +365,16 @@ def test_a_second_writer_is_refused_with_the_owner_named(session_of, request):
         pytest.skip("DuckDB's own file lock keeps other processes out; one process may open it twice")
     with pytest.raises(LockedError, match="another `test writer` is writing to"):
         session_of()
+
+
+def test_postgres_table_dropped_between_loads_is_made_again_on_the_next_attempt(pg_url):
+    """The table's columns are checked once per sink, not per load: a table dropped (or
+    changed) behind the sink's back fails one load, and the next attempt checks it afresh."""
+    sink = open_sink(pg_url + "#credit")
+    sink.load(batch([1]), source="a", version="1")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('DROP TABLE "credit"')
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        sink.load(batch([2]), source="b", version="1")
+    assert sink.load(batch([2]), source="b", version="1").status == "loaded"
+    assert [r[0] for r in rows_of(pg_url + "#credit")] == [2]

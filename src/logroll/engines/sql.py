@@ -102,10 +102,14 @@ def _expected(col: Column) -> str:
     return {"integer": "an integer", "float": "a number", "boolean": "true or false"}.get(col.type, col.type)
 
 
-def reason_expr(pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] | None = None) -> str:
+def reason_expr(
+    pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] | None = None, fast_ok: str | None = None
+) -> str:
     """First reason a row is invalid, or NULL. `raw` maps present columns to their text expression;
     `typed`, when given, maps them to their already typed value, and the pipeline's checks are
-    added (their conditions name the typed columns, so the caller's SELECT must provide them)."""
+    added (their conditions name the typed columns, so the caller's SELECT must provide them).
+    `fast_ok`: a cheaper condition that implies no WHEN matches (see _fast_ok), tested instead of
+    the one built here."""
     whens = []
     for col in pipeline.columns:
         if col.name not in raw:
@@ -140,7 +144,8 @@ def reason_expr(pipeline: Pipeline, raw: dict[str, str], typed: dict[str, str] |
         if ok and whens:
             valid = "CASE " + " ".join(checks) + " END" if checks else "CAST(NULL AS VARCHAR)"
             full = "CASE " + " ".join(whens) + " END"
-            return f"CASE WHEN {' AND '.join(f'({c})' for c in ok)} THEN {valid} ELSE {full} END"
+            test = fast_ok or " AND ".join(f"({c})" for c in ok)
+            return f"CASE WHEN {test} THEN {valid} ELSE {full} END"
     return "CASE " + " ".join(whens) + " END" if whens else "CAST(NULL AS VARCHAR)"
 
 
@@ -362,9 +367,8 @@ def staged_select(
     outer = [ident(c) for c in carried]
     if key_hash:
         outer.append(f"hash({', '.join(ident(k) for k in pipeline.key)}) AS __h")
-    reason = reason_expr(pipeline, raw_refs, typed)
-    ok = _fast_ok(pipeline, raw_refs, typed)
-    if ok:
-        reason = f"CASE WHEN {ok} THEN CAST(NULL AS VARCHAR) ELSE {reason} END"
+    # One test of the usual (valid) row, not two: a query half the size plans in a fraction of
+    # the time, which is most of a small file's staging.
+    reason = reason_expr(pipeline, raw_refs, typed, _fast_ok(pipeline, raw_refs, typed))
     outer.append(f"{reason} AS __reason")
     return f"SELECT {', '.join(outer)} FROM {layers}"

@@ -38,7 +38,7 @@ import pyarrow as pa
 from .. import faults, proc
 from ..dates import utc_now
 from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch, StageFailed
-from ..sinks import LoadResult, Sink
+from ..sinks import CsvRows, LoadResult, Sink
 from ..stage.csv import read_header, stage_csv
 from ..stage.staged import Staged
 from ..storage.files import Storage, is_local
@@ -189,6 +189,8 @@ class Worker:
         self.schema = arrow_schema(columns)
         self.engine = IngestStager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
         self.state_in_dest = store.postgres and _same_postgres(store.catalog.url, sink)
+        # PostgreSQL's COPY reads the CSV DuckDB writes as it is: rows never pass through Python.
+        self.csv_out = work_dir / "rows.csv" if _is_postgres(sink) else None
         self.report = WorkReport(store.pipeline, redact_url(store.catalog.url), sink.url, self.worker_id)
 
     def close(self) -> None:
@@ -341,6 +343,7 @@ class Worker:
             if header is None:
                 raise FileMismatch("the file is empty (no header)")
             check_header(header, self.columns)
+            self.engine.begin(uri, utc_now(), self.csv_out)
             staged = stage_csv(
                 self.engine,
                 path,
@@ -390,11 +393,12 @@ class Worker:
                 f"none of its {staged.rows_read} rows fits the schema (first reason: "
                 f"{_first_reason(staged.quarantine)}); quarantine: {staged.quarantine}"
             )
-        reader = (
-            self.engine.staged_rows(self.schema, uri, utc_now())
-            if staged.parts  # a file with a header and no row stages nothing
-            else pa.RecordBatchReader.from_batches(self.schema, [])
-        )
+        if not staged.parts:  # a file with a header and no row stages nothing
+            rows: Any = pa.RecordBatchReader.from_batches(self.schema, [])
+        elif self.csv_out is not None:
+            rows = CsvRows(self.csv_out, self.schema)
+        else:
+            rows = self.engine.staged_rows(self.schema)
         outcome = dict(
             rows_read=staged.rows_read,
             rows_rejected=staged.rows_rejected,
@@ -402,7 +406,7 @@ class Worker:
             load_error=None,
         )
         with self.sink.transaction() as tx:
-            result = tx.load(None, reader, source=uri, version=version, source_column=SOURCE_COLUMN)
+            result = tx.load(None, rows, source=uri, version=version, source_column=SOURCE_COLUMN)
             skipped = result.status == "skipped"
             outcome.update(
                 rows_loaded=staged.rows_valid if skipped else result.rows,
@@ -439,6 +443,10 @@ def _same_postgres(state_url: str, sink: Sink) -> bool:
     from ..sinks.postgres import PostgresSink, same_database
 
     return isinstance(sink, PostgresSink) and same_database(state_url, sink.conninfo)
+
+
+def _is_postgres(sink: Sink) -> bool:
+    return bool(getattr(sink, "copies_csv", False))  # isinstance would import psycopg
 
 
 def _quarantine_name(uri: str, key: str) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 from ..errors import UsageError
 from ..registry import Registry
 from ..urls import scheme as url_scheme
-from .base import Data, LoadRecord, LoadResult, Sink, Transaction, as_reader
+from .base import CsvRows, Data, LoadRecord, LoadResult, Sink, Transaction, as_reader
 
 SINKS = Registry(
     "destination",
@@ -47,6 +47,7 @@ SINKS = Registry(
 )
 
 __all__ = [
+    "CsvRows",
     "Data",
     "LoadRecord",
     "LoadResult",

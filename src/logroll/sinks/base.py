@@ -23,9 +23,28 @@ import pyarrow as pa
 
 from ..errors import SchemaMismatch, UsageError
 
+
+@dataclass(frozen=True)
+class CsvRows:
+    """Rows already written as one CSV file by their producer (DuckDB's COPY TO): no header,
+    columns in `schema`'s order, a NULL an unquoted empty field, an empty string quoted (`""`).
+    PostgreSQL's COPY reads such a file as it is, so its sink streams the bytes unchanged
+    instead of encoding Arrow batches in Python; other sinks read it back as `schema`."""
+
+    path: Path
+    schema: pa.Schema
+
+
 # Anything a sink accepts as rows.
 Data = (
-    pa.Table | pa.RecordBatch | pa.RecordBatchReader | Iterable[pa.RecordBatch] | str | Path | Sequence[Path]
+    pa.Table
+    | pa.RecordBatch
+    | pa.RecordBatchReader
+    | Iterable[pa.RecordBatch]
+    | str
+    | Path
+    | Sequence[Path]
+    | CsvRows
 )
 
 
@@ -160,6 +179,8 @@ def as_reader(data: Data) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
     if isinstance(data, pa.RecordBatch):
         return pa.RecordBatchReader.from_batches(data.schema, [data])
+    if isinstance(data, CsvRows):
+        return _csv_reader(data)
     if isinstance(data, (str, Path)) or (
         isinstance(data, Sequence) and data and all(isinstance(p, (str, Path)) for p in data)
     ):
@@ -177,6 +198,23 @@ def as_reader(data: Data) -> pa.RecordBatchReader:
         yield from batches
 
     return pa.RecordBatchReader.from_batches(first.schema, chain())
+
+
+def _csv_reader(rows: CsvRows) -> pa.RecordBatchReader:
+    import pyarrow.csv as pacsv
+
+    names = rows.schema.names
+    return pacsv.open_csv(
+        rows.path,
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=rows.schema,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def resolve_table(table: str | None, default: str | None, url: str) -> str:

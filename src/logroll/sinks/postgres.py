@@ -20,6 +20,7 @@ from ..errors import DataRejected, LockedError, SinkError, UsageError, first_lin
 from ..quote import ident
 from ..urls import postgres_conninfo, postgres_key, redact_url
 from .base import (
+    CsvRows,
     Data,
     LoadRecord,
     LoadResult,
@@ -90,10 +91,15 @@ def same_database(a: str, b: str) -> bool:
 class PostgresSink:
     """`postgresql://user@host:port/db#table` (the fragment may be `schema.table`)."""
 
+    copies_csv = True  # loads take CsvRows and stream the file to COPY unchanged
+
     def __init__(self, url: str):
         self._conninfo, self.table = postgres_conninfo(url)
         self.url = redact_url(url)
         self._conn: psycopg.Connection[Any] | None = None
+        # Tables whose columns were checked against these schemas (one catalog query per table
+        # and process, not per load); forgotten when a transaction fails, in case the table changed.
+        self._checked: dict[str, pa.Schema] = {}
         with self.transaction() as tx:
             tx.ensure_ledger()
 
@@ -114,8 +120,12 @@ class PostgresSink:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
         conn = self._connection()
-        with conn.transaction():
-            yield PostgresTransaction(self, conn)
+        try:
+            with conn.transaction():
+                yield PostgresTransaction(self, conn)
+        except BaseException:
+            self._checked.clear()
+            raise
 
     def load(self, data: Data, *, source: str, version: str, source_column: str | None = None) -> LoadResult:
         with self.transaction() as tx:
@@ -194,6 +204,8 @@ class PostgresTransaction:
 
     def _prepare(self, table: str, schema: pa.Schema, key: Sequence[str] = ()) -> None:
         """Create the table from `schema`, or check that it matches the existing one."""
+        if self.sink._checked.get(table) == schema:
+            return
         check_supported(schema, self.sink.url)
         existing = self.columns(table)
         if existing is None:
@@ -205,8 +217,9 @@ class PostgresTransaction:
                 cols.append(f"PRIMARY KEY ({', '.join(ident(k) for k in key)})")
             with self.conn.cursor() as cur:
                 cur.execute(f"CREATE TABLE {qualified(table)} ({', '.join(cols)})")
-            return
-        compare_schemas(table, existing, schema)
+        else:
+            compare_schemas(table, existing, schema)
+        self.sink._checked[table] = schema
 
     def _copy(self, target: str, reader: pa.RecordBatchReader) -> int:
         cols = ", ".join(ident(f.name) for f in reader.schema)
@@ -226,14 +239,35 @@ class PostgresTransaction:
                     copy.write(memoryview(buf.getvalue()))
                     rows += batch.num_rows
         except psycopg.errors.DataError as exc:
-            raise DataRejected(
-                f"{self.sink.url} refused a value: {first_line(exc)[:300]!r}; the same rows "
-                "fail again: fix the value or the table"
-            ) from None
+            raise self._refused(exc) from None
         return rows
+
+    def _refused(self, exc: psycopg.errors.DataError) -> DataRejected:
+        return DataRejected(
+            f"{self.sink.url} refused a value: {first_line(exc)[:300]!r}; the same rows "
+            "fail again: fix the value or the table"
+        )
+
+    def _copy_csv(self, target: str, data: CsvRows) -> int:
+        """Stream a CSV file its producer wrote for COPY as it is: no decoding, no re-encoding."""
+        cols = ", ".join(ident(f.name) for f in data.schema)
+        try:
+            with self.conn.cursor() as cur:
+                with (
+                    cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy,
+                    open(data.path, "rb") as fh,
+                ):
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+                return int(cur.rowcount)
+        except psycopg.errors.DataError as exc:
+            raise self._refused(exc) from None
 
     def append(self, table: str | None, data: Data) -> int:
         name = resolve_table(table, self.sink.table, self.sink.url)
+        if isinstance(data, CsvRows):
+            self._prepare(name, data.schema)
+            return self._copy_csv(qualified(name), data)
         reader = as_reader(data)
         self._prepare(name, reader.schema)
         return self._copy(qualified(name), reader)
@@ -274,17 +308,17 @@ class PostgresTransaction:
         if row and row[0] == version:
             return LoadResult("skipped", 0)
         previous = row[0] if row else None
-        reader = as_reader(data)
+        rows_in = data if isinstance(data, CsvRows) else as_reader(data)
         if previous is not None:
             if not source_column:
                 raise SinkError(
                     f"{source} changed since it was loaded into {name} (version {previous} -> {version}) "
                     "and the table has no source column to replace its rows by"
                 )
-            self._prepare(name, reader.schema)
+            self._prepare(name, rows_in.schema)
             with self.conn.cursor() as cur:
                 cur.execute(f"DELETE FROM {qualified(name)} WHERE {ident(source_column)} = %s", (source,))
-        rows = self.append(name, reader)
+        rows = self.append(name, rows_in)
         with self.conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {ident(LEDGER)} (table_name, source, version, rows, loaded_at) "
