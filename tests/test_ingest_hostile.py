@@ -82,3 +82,38 @@ def test_a_vanished_first_file_never_blocks_the_others(cli, tmp_path):
         report["rows_loaded"] == 1
         and "the file is gone from the source" in report["jobs_failed"][0]["reason"]
     )
+
+
+def test_compressed_drops_load_like_the_plain_files(cli, pg_url, tmp_path):
+    """a.csv.gz, b.csv.zst and c.csv.bz2 load the rows their plain files hold (issue 14), and a
+    truncated archive fails its own job with the reason, the others loaded."""
+    import bz2
+    import gzip
+
+    import zstandard
+
+    body = HEADER + "".join(f"{i},name {i}\n" for i in range(1, 501)) + "oops,bad id\n"
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a.csv.gz").write_bytes(gzip.compress(body.encode()))
+    (src / "b.csv.zst").write_bytes(zstandard.ZstdCompressor().compress(body.encode()))
+    (src / "c.csv.bz2").write_bytes(bz2.compress(body.encode()))
+    (src / "d.csv").write_text(body)
+    (tmp_path / "logroll.yaml").write_text(
+        "ingest:\n  columns:\n    - {name: id, type: integer}\n    - {name: name, type: string}\n"
+    )
+    run = cli("run", "ingest", "--source", str(src), "--dest", pg_url + "#t", "--json", cwd=tmp_path)
+    assert run.code == 0, run.err
+    work = run.json()["work"]
+    assert (work["files_loaded"], work["rows_loaded"], work["rows_rejected"]) == (4, 2000, 4)
+    per_file = query(pg_url, 'SELECT "_source_file", count(*), sum(id) FROM t GROUP BY 1 ORDER BY 1')
+    assert [(p.rsplit("/", 1)[-1], n, s) for p, n, s in per_file] == [
+        (name, 500, 125250) for name in ("a.csv.gz", "b.csv.zst", "c.csv.bz2", "d.csv")
+    ]
+
+    (src / "e.csv.gz").write_bytes(gzip.compress(body.encode())[:-40])  # cut inside the stream
+    again = cli("run", "ingest", "--source", str(src), "--dest", pg_url + "#t", "--json", cwd=tmp_path)
+    assert again.code == 1, again.err
+    [failed] = again.json()["work"]["jobs_failed"]
+    assert "e.csv.gz" in failed["reason"] and "archive" in failed["reason"], failed
+    assert query(pg_url, "SELECT count(*) FROM t") == [(2000,)]

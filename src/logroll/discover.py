@@ -27,7 +27,13 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
 
 def accepted_suffixes(pipeline: Pipeline) -> tuple[str, ...]:
     """The file suffixes a pipeline reads: its own, and each of them compressed."""
-    return tuple(pipeline.suffixes) + tuple(s + c for s in pipeline.suffixes for c in COMPRESSED_SUFFIXES)
+    return with_compressed(pipeline.suffixes)
+
+
+def with_compressed(suffixes: Iterable[str]) -> tuple[str, ...]:
+    """`suffixes`, then each of them compressed (".csv" -> ".csv", ".csv.gz", ...)."""
+    plain = tuple(suffixes)
+    return plain + tuple(s + c for s in plain for c in COMPRESSED_SUFFIXES if not s.endswith(c))
 
 
 def arrival_day(pipeline: Pipeline, rel: str) -> dt.date | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..discover import with_compressed
 from ..errors import ConfigError, FileMismatch, SourceNotFound, UsageError, first_line
 from ..sinks import open_sink
 from ..storage.files import Storage, is_local
@@ -87,7 +88,7 @@ def scan(
         return scan_files(
             store,
             src,
-            suffixes=tuple(s.suffixes or (".csv",)),
+            suffixes=with_compressed(s.suffixes or (".csv",)),  # a.csv.gz is a CSV file
             batch_bytes=parse_bytes(s.batch_bytes or "256MB", "--batch-bytes"),
             max_wait=parse_duration(s.max_wait or "10m", "--max-wait"),
             overlap=parse_duration(s.overlap or "1h", "--overlap"),

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from .. import faults, proc
 from ..dates import utc_now
-from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch
+from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch, StageFailed
 from ..sinks import LoadResult, Sink
 from ..stage.csv import read_header, stage_csv
 from ..stage.staged import Staged
@@ -57,8 +57,9 @@ from .tables import FAILED, LOADED, NEW
 log = logging.getLogger("logroll")
 
 # Failures that the same input will always hit again: no retry, the job fails at once (a value
-# the destination refuses is a data error, not a dropped connection).
-PERMANENT = (FileMismatch, FileRejected, SchemaMismatch, DataRejected)
+# the destination refuses is a data error, not a dropped connection; a damaged archive or records
+# that do not add up stay so until the file is replaced, which is a new version).
+PERMANENT = (FileMismatch, FileRejected, SchemaMismatch, DataRejected, StageFailed)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ..errors import FileRejected, StageFailed, first_line, safe_text
 from ..pipelines import detect
 from ..pipelines.base import Pipeline
 from ..quote import literal
+from .decode import compression_of, decompressed_chunks
 from .dialect import DEFAULT_LIMITS, Dialect, Limits, Prepared, Verdict
 from .grammar import header_problems
 from .quarantine import write_quarantine
@@ -50,8 +51,13 @@ def dialect_of(pipeline: Pipeline) -> Dialect:
 
 def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
     """The header row's names (BOM and quotes handled), or None for an empty file (ingest)."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        head = fh.read(1 << 20)
+    failure: list[str] = []
+    raw = b""
+    for chunk in decompressed_chunks(path, compression_of(path, Dialect()), failure):
+        raw += chunk
+        if len(raw) >= 1 << 20:
+            break
+    head = raw[: 1 << 20].decode("utf-8-sig", errors="replace")
     if not head.strip():
         return None
     first = next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
