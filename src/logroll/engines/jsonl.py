@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..pipelines.base import Column, Pipeline
 from . import sql
 from .base import JsonInput, StagedJsonl
+from .projection import carried_columns
 
 CHUNK_BYTES = 16 << 20
 # A line's text, or (not UTF-8) NULL and its bytes shown with backslash escapes in `bad`; `early`:
@@ -289,7 +290,10 @@ def stage_file(
         read, rejected = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE __reason IS NOT NULL) FROM __jchecked"
         ).fetchone()
-        parts = write_parts(pipeline, "__jchecked WHERE __reason IS NULL", part_dir)
+        # only what the build reads (the URL steps are not): fewer bytes to write and read back
+        parts = write_parts(
+            pipeline, "__jchecked WHERE __reason IS NULL", part_dir, carried_columns(pipeline)
+        )
         early = source.early.num_rows if source.early is not None else 0
         if rejected or early:
             _write_quarantine(con, source, quarantine)

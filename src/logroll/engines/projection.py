@@ -95,7 +95,22 @@ def carried_columns(pipeline: Pipeline) -> list[str]:
         return names
     wanted = {k.lower() for k in keep}
     rest = [c for c in names if c not in pipeline.key]
-    last = max((i for i, c in enumerate(rest) if c.lower() in wanted), default=-1)
-    chosen = set(pipeline.key) | {pipeline.event_time} | set(rest[: last + 1])
-    chosen |= {c for c in names if c.lower() in wanted}
+    order, computed = deciding_columns(pipeline, rest, wanted)
+    chosen = set(pipeline.key) | {pipeline.event_time} | set(order) | set(computed)
     return [n for n in names if n in chosen]
+
+
+def deciding_columns(pipeline: Pipeline, rest: list[str], wanted: set[str]) -> tuple[list[str], list[str]]:
+    """(the declared columns of `rest` that decide which row of a key is the smallest, in order,
+    up to the last one a `wanted` column depends on; the wanted computed columns). A computed
+    column never decides (it is a function of the columns declared before it: two rows that tie
+    on those tie on it), so an unwanted one need not be carried: weblogs' URL steps are not."""
+    computed = {c.name for c in pipeline.columns if c.sql is not None}
+    declared = {c.name: i for i, c in enumerate(pipeline.columns)}
+    made_from = max((declared[c] for c in rest if c in computed and c.lower() in wanted), default=-1)
+    order = [c for c in rest if c not in computed]
+    last = max(
+        (i for i, c in enumerate(order) if c.lower() in wanted or declared.get(c, made_from) < made_from),
+        default=-1,
+    )
+    return order[: last + 1], [c for c in rest if c in computed and c.lower() in wanted]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..pipelines.base import Column, Output, Pipeline
 from ..quote import ident, literal
+from .projection import deciding_columns
 
 __all__ = ["ident", "literal", "typed_expr", "checked_select", "dedupe_select", "ordered_output"]
 
@@ -237,16 +238,7 @@ def _dedupe_narrow(pipeline: Pipeline, source: str, rest: list[str], wanted: set
     wanted one - or the last one a wanted computed column is made from - decide its wanted
     values: the others need not be carried (the same row wins, so the same outputs come out)."""
     keys = [ident(k) for k in pipeline.key]
-    computed = _computed(pipeline)
-    declared = {c.name: i for i, c in enumerate(pipeline.columns)}
-    made_from = max((declared[c] for c in rest if c in computed and c.lower() in wanted), default=-1)
-    order = [c for c in rest if c not in computed]
-    last = max(
-        (i for i, c in enumerate(order) if c.lower() in wanted or declared.get(c, made_from) < made_from),
-        default=-1,
-    )
-    order = order[: last + 1]
-    carried = [c for c in rest if c in computed and c.lower() in wanted]
+    order, carried = deciding_columns(pipeline, rest, wanted)
     out = [ident(k) for k in pipeline.key if k.lower() in wanted]
     by = ", ".join(keys)
     if not order and not carried:  # a table needs a column: with none wanted, the first key stands in
