@@ -352,7 +352,11 @@ class _StreamRun:
                 elif data:
                     lines.feed(data)
                 due = lines.pending_since is not None and time.monotonic() - lines.pending_since >= max_delay
-                ready = lines.cut(batch_size, everything=eof or due or stopped.is_set())
+                # One reading of the stop flag per pass: a signal landing after the cut (say while
+                # the progress line is drawn) must not end the loop with read lines uncommitted;
+                # it is seen on the next pass, whose select() the wake-up pipe ends at once.
+                stopping = stopped.is_set()
+                ready = lines.cut(batch_size, everything=eof or due or stopping)
                 if ready:
                     self.commit(ready)
                 prog.tick(self.report, _lag(source, lines))
@@ -363,8 +367,8 @@ class _StreamRun:
                     self.report.busy_seconds += last_export - t0
                     # Rewriting big days takes time: keep it under a fifth of the stream's.
                     interval = max(publish_interval, 5 * (last_export - t0))
-                if eof or stopped.is_set():
-                    self.report.stopped_by = "signal" if stopped.is_set() else "end of input"
+                if eof or stopping:
+                    self.report.stopped_by = "signal" if stopping else "end of input"
                     break
 
     def finish(self, started: float) -> StreamReport:
