@@ -117,3 +117,21 @@ def test_compressed_drops_load_like_the_plain_files(cli, pg_url, tmp_path):
     [failed] = again.json()["work"]["jobs_failed"]
     assert "e.csv.gz" in failed["reason"] and "archive" in failed["reason"], failed
     assert query(pg_url, "SELECT count(*) FROM t") == [(2000,)]
+
+
+def test_a_nul_byte_rejects_its_row_not_the_file(cli, pg_url, tmp_path):
+    """PostgreSQL's COPY refuses a NUL byte in text: the reading layer quarantines that row with
+    its reason before the load, and the file's other rows load (it failed the whole file, retried
+    as temporary, while `run ingest` said ok)."""
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a.csv").write_bytes(HEADER.encode() + b"1,x\n2,bad\x00value\n3,z\n")
+    run = cli("run", "ingest", "--source", str(src), "--dest", pg_url + "#t", "--json")
+    assert run.code == 0, run.err
+    work = run.json()["work"]
+    assert (work["rows_read"], work["rows_loaded"], work["rows_rejected"]) == (3, 2, 1)
+    assert work["jobs_failed"] == [] and work["jobs_retrying"] == []
+    assert query(pg_url, "SELECT id FROM t ORDER BY id") == [(1,), (3,)]
+    [quarantine] = work["quarantine"]
+    text = open(quarantine, encoding="utf-8").read()
+    assert ',3,"NUL byte","2,bad\x00value"' in text  # its line, reason and raw bytes, nothing lost
