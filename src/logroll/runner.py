@@ -372,17 +372,23 @@ class BatchRun:
                 out.append(day)
                 continue
             error = f"not built: its input {self.unread[0]} could not be read (see the failed files); run again once it can"
-            self.catalog.record_partition_failed(self.pipe.name, day, error, self.run_id)
-            self.report.partitions_failed.append({"day": day, "error": error})
-            self.emit.emit(
-                "day_failed",
-                f"day {day} failed: {error}",
-                level=logging.ERROR,
-                phase="build",
-                day=day,
-                error=error,
-            )
+            self._day_failed(day, error, error)
         return out
+
+    def _day_failed(self, day: str, error: str, stored: str) -> None:
+        """A day not built: `stored` (the whole message) in the catalog, `error` (one line) in
+        the report and the log."""
+        self.catalog.record_partition_failed(self.pipe.name, day, stored, self.run_id)
+        with self.lock:
+            self.report.partitions_failed.append({"day": day, "error": error})
+        self.emit.emit(
+            "day_failed",
+            f"day {day} failed: {error}",
+            level=logging.ERROR,
+            phase="build",
+            day=day,
+            error=error,
+        )
 
     # ---- one day -----------------------------------------------------------------------------
     def build_one(
@@ -411,18 +417,7 @@ class BatchRun:
                 states=states,
             )
         except Exception as exc:  # one bad day never stops the others
-            error = first_line(exc)
-            self.catalog.record_partition_failed(pipe.name, day, str(exc), self.run_id)
-            with self.lock:
-                report.partitions_failed.append({"day": day, "error": error})
-            self.emit.emit(
-                "day_failed",
-                f"day {day} failed: {error}",
-                level=logging.ERROR,
-                phase="build",
-                day=day,
-                error=error,
-            )
+            self._day_failed(day, first_line(exc), str(exc))
             return
         counts = {
             "rows_in": res.rows_in,
