@@ -493,3 +493,22 @@ def test_follow_of_a_truncated_archive_commits_what_came_before_and_fails(tmp_pa
         complete + 1,
         "incomplete last line: the archive ends inside it",
     )
+
+
+def test_follow_takes_the_pipelines_compression_over_the_suffix(tmp_path):
+    """input.compression: gzip on a file whose name says nothing: read as the archive it is."""
+    from logroll.streaming.source import ArchiveSource, FollowSource, follow_source
+
+    data = b'{"a": 1}\n{"a": 2}\n'
+    path = tmp_path / "events.log"
+    path.write_bytes(compress(data, "gz"))
+    by_suffix = follow_source(str(path), {}, True)
+    assert isinstance(by_suffix, FollowSource)
+    by_suffix.close()
+    declared = follow_source(str(path), {}, True, "gzip")
+    assert isinstance(declared, ArchiveSource)
+    got = b""
+    while (chunk := declared.read(1.0, None)) is not None:
+        got += chunk
+    declared.close()
+    assert got == data and declared.failure is None

@@ -12,7 +12,8 @@ file or a Parquet dataset) that many people query at once. The CLI is a thin lay
 
 Settings come from the arguments, else from the `ingest:` section of ./logroll.yaml
 (source, state, dest, work_dir, batch_bytes, max_wait, overlap, max_attempts, lease, backoff,
-columns, null_values, delimiter, suffixes), else from the defaults below.
+columns, null_values, suffixes, and the CSV dialect: delimiter, quote, escape, header, skip_rows,
+encoding, comment, compression), else from the defaults below.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from ..units import DEFAULT_MEMORY_LIMIT, parse_duration
 from ..urls import file_of, identity, redact_url
 from .jobs import JobStore
 from .scanner import ScanReport, scan_files
-from .schema import DEFAULT_NULLS, columns_from_config, infer_columns
+from .schema import columns_from_config, infer_columns
 from .settings import (
     CONFIG_FILE,
+    INPUT_KEYS,
     IngestSettings,
     default_state,
     default_work_dir,
+    input_keys,
     parse_bytes,
     settings,
     with_table,
@@ -77,6 +80,7 @@ def scan(
     s = settings(source=source, state=state, **given)
     if not s.source:
         raise UsageError("no source given: pass --source FOLDER or s3://bucket/prefix/")
+    input_keys(s)  # a wrong dialect key is said at the first command, not by every worker
     src = Storage(s.source, s.storage_options)
     src.require_root("source")
     store = _store(s)
@@ -112,6 +116,10 @@ def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[st
     stored = store.stored_schema()
     if stored is not None:
         return stored[0]
+    if not input_keys(s).get("header", True):
+        raise ConfigError(
+            f"ingest: header: false needs the columns declared in {CONFIG_FILE} (ingest: columns:, in file order)"
+        )
     candidates = store.first_files(INFER_TRIES)
     problems = []
     for f in candidates:
@@ -136,15 +144,15 @@ INFER_TRIES = 50  # files tried, in scan order, before asking for a declared sch
 
 
 def _infer(uri: str, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]]:
-    delimiter, nulls = s.delimiter or ",", s.null_values or DEFAULT_NULLS
+    keys, spool = input_keys(s), work_dir / "spool"
     if is_local(uri):
         path = Path(uri.removeprefix("file://"))
         if not path.exists():
             raise SourceNotFound("the file is gone from the source")
-        return infer_columns(path, delimiter, nulls)
+        return infer_columns(path, keys, spool)
     storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
-    with storage.local_copy(uri, work_dir / "spool") as path:
-        return infer_columns(path, delimiter, nulls)
+    with storage.local_copy(uri, spool) as path:
+        return infer_columns(path, keys, spool)
 
 
 def work(
@@ -168,6 +176,7 @@ def work(
         )
     if int(s.max_attempts or 3) < 1:
         raise UsageError("--max-attempts must be 1 or more")
+    keys = input_keys(s)
     sink = open_sink(with_table(s.dest))
     store = _store(s)
     store.bind_destination(identity(with_table(s.dest)), sink.url)
@@ -189,8 +198,7 @@ def work(
             columns,
             work_dir=mine,
             quarantine_dir=work_dir / "quarantine",
-            delimiter=s.delimiter or ",",
-            null_values=tuple(s.null_values or DEFAULT_NULLS),
+            input_keys=keys,
             storage_options=s.storage_options,
             worker_id=worker_id,
             lease=parse_duration(s.lease or "60s", "--lease"),
@@ -242,7 +250,7 @@ def run(
         k: getattr(s, k) for k in ("work_dir", "batch_bytes", "overlap", "max_attempts", "lease", "backoff")
     }
     common["config"] = config
-    common.update(columns=s.columns, null_values=s.null_values, delimiter=s.delimiter, suffixes=s.suffixes)
+    common.update(columns=s.columns, suffixes=s.suffixes, **{k: getattr(s, k) for k in INPUT_KEYS})
     scanned = scan(
         source=s.source, state=_state(s), dest=s.dest, flush=True, storage_options=s.storage_options, **common
     )

@@ -6,18 +6,20 @@ a quarantined row with a reason, and a file that does not fit fails whole with a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, first_line, safe_text
+from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, FileRejected, first_line, safe_text
 from ..pipelines.base import TYPES, Column, Output, Pipeline
 from ..quote import literal
-from ..stage.csv import read_header
+from ..stage.csv import dialect_of
+from ..stage.dialect import DEFAULT_LIMITS, Prepared
 from ..stage.grammar import header_problems
+from ..stage.reader import prepare
 
 # Lineage columns every loaded row carries.
 SOURCE_COLUMN = "_source_file"
@@ -100,23 +102,37 @@ def columns_from_config(items: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def infer_columns(path: Path, delimiter: str, null_values: Sequence[str]) -> list[dict[str, Any]]:
-    """Column names from the header, types from DuckDB's sniffer over the whole file."""
-    header = read_header(path, delimiter)
-    if not header:
-        raise FileMismatch(f"{path.name} is empty: the schema is inferred from the first file's header")
-    problems = header_problems(header)
-    if problems:
-        raise FileMismatch(f"{path.name}: {problems[0]}")
-    nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
-    con = duckdb.connect()
+def infer_columns(path: Path, input_keys: Mapping[str, Any], spool_dir: Path) -> list[dict[str, Any]]:
+    """Column names from the header, types from DuckDB's sniffer over the whole file: both read
+    through the staging's own reading layer, so any declared dialect (encoding, skip_rows,
+    comment, quote, compression) is read here exactly as the workers will read it."""
+    pipe = staging_pipeline([], input_keys)
+    if not pipe.header:
+        raise ConfigError(
+            "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
+        )
+    spool_dir.mkdir(parents=True, exist_ok=True)
     try:
-        con.execute("SET enable_progress_bar = false")
-        described, sniff = _sniff(con, path, delimiter, nulls)
-    except duckdb.Error as exc:
-        raise FileMismatch(f"{path.name}: cannot read it as CSV ({first_line(exc)[:200]})") from None
+        prep = prepare(path, dialect_of(pipe), DEFAULT_LIMITS, spool_dir)
+    except FileRejected as exc:
+        raise FileMismatch(f"{path.name}: {first_line(exc)}") from None
+    try:
+        header = [h.strip() for h in prep.header] if prep.ncols else []
+        if not header:
+            raise FileMismatch(f"{path.name} is empty: the schema is inferred from the first file's header")
+        problems = header_problems(header)
+        if problems:
+            raise FileMismatch(f"{path.name}: {problems[0]}")
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_progress_bar = false")
+            described, sniff = _sniff(con, prep, pipe.null_values)
+        except duckdb.Error as exc:
+            raise FileMismatch(f"{path.name}: cannot read it as CSV ({first_line(exc)[:200]})") from None
+        finally:
+            con.close()
     finally:
-        con.close()
+        prep.cleanup()
     date_fmt, ts_fmt = (sniff[0] if sniff else (None, None)) or (None, None)
     if len(described) != len(header):
         raise FileMismatch(
@@ -144,22 +160,30 @@ def infer_columns(path: Path, delimiter: str, null_values: Sequence[str]) -> lis
     return columns_from_config(out)
 
 
-def _sniff(con: Any, path: Path, delimiter: str, nulls: str) -> tuple[list[Any], list[Any]]:
-    """DuckDB's column types over the whole file, and the date and timestamp formats it found."""
+def _sniff(con: Any, prep: Prepared, null_values: Sequence[str]) -> tuple[list[Any], list[Any]]:
+    """DuckDB's column types over the whole file, and the date and timestamp formats it found.
+    It reads what the reading layer prepared: the file itself (fast path: UTF-8, header on line
+    1) or its normalized UTF-8 copy without the header (skipped and comment lines blanked)."""
+    d = prep.dialect
+    quote = d.quote or ""
+    opts = (
+        f"header={'false' if prep.spooled else 'true'}, delim={literal(d.delimiter)}, "
+        f"quote={literal(quote)}, escape={literal((d.esc or '') if d.quote else '')}, "
+        "encoding='utf-8', compression='none', sample_size=-1"
+    )
+    nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
+    source = literal(str(prep.path_for_duckdb))
     described = con.execute(
-        f"DESCRIBE SELECT * FROM read_csv({literal(str(path))}, header=true, delim={literal(delimiter)}, "
-        f"nullstr={nulls}, sample_size=-1, ignore_errors=true)"
+        f"DESCRIBE SELECT * FROM read_csv({source}, {opts}, nullstr={nulls}, ignore_errors=true)"
     ).fetchall()
-    sniff = con.execute(
-        f"SELECT DateFormat, TimestampFormat FROM sniff_csv({literal(str(path))}, "
-        f"delim={literal(delimiter)}, sample_size=-1)"
-    ).fetchall()
+    sniff = con.execute(f"SELECT DateFormat, TimestampFormat FROM sniff_csv({source}, {opts})").fetchall()
     return described, sniff
 
 
-def staging_pipeline(columns: list[dict[str, Any]], delimiter: str, null_values: Sequence[str]) -> Pipeline:
+def staging_pipeline(columns: list[dict[str, Any]], input_keys: Mapping[str, Any]) -> Pipeline:
     """The schema as a Pipeline, for stage.stage_csv. No column is required to hold a value:
-    empty and `NA` fields are NULL; a value of the wrong type rejects its row."""
+    empty and `NA` fields are NULL; a value of the wrong type rejects its row. `input_keys`:
+    the CSV dialect and null values (settings.input_keys)."""
     cols = [
         Column(
             c["name"],
@@ -177,8 +201,7 @@ def staging_pipeline(columns: list[dict[str, Any]], delimiter: str, null_values:
         event_time=NO_DAY,
         key=(),
         outputs=(Output("rows", "SELECT * FROM rows", "unused.parquet", "parquet"),),
-        delimiter=delimiter,
-        null_values=tuple(null_values),
+        **input_keys,
     )
 
 

@@ -15,7 +15,14 @@ from ..storage.files import cache_root
 from ..units import parse_size
 from ..urls import file_of, identity, redact_url, split_table
 from ..urls import scheme as url_scheme
-from .schema import DEFAULT_NULLS
+from .schema import DEFAULT_NULLS, staging_pipeline
+
+# The settings that say how a file is read: what `run` hands on to scan and work, and what a
+# worker reads every file with.
+INPUT_KEYS = (
+    "delimiter", "null_values", "quote", "escape", "header", "skip_rows", "encoding", "comment",
+    "compression",
+)  # fmt: skip
 
 CONFIG_FILE = "logroll.yaml"
 
@@ -37,6 +44,14 @@ class IngestSettings:
     columns: list[Any] | None = None
     null_values: list[str] | None = None
     delimiter: str | None = None
+    # The CSV dialect, as a pipeline's `input:` keys (docs/pipelines.md); None: the default.
+    quote: str | None = None
+    escape: str | None = None
+    header: bool | None = None
+    skip_rows: int | None = None
+    encoding: str | None = None
+    comment: str | None = None
+    compression: str | None = None
     suffixes: list[str] | None = None
     storage_options: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -88,6 +103,10 @@ def load_config(path: str | Path | None = None) -> IngestSettings:
 def settings(**given: Any) -> IngestSettings:
     """Arguments over logroll.yaml over defaults."""
     config = load_config(given.pop("config", None))
+    unknown = set(given) - {f.name for f in fields(IngestSettings)}
+    if unknown:  # a misspelt keyword must not fall back to a default without a word
+        known = ", ".join(sorted(f.name for f in fields(IngestSettings)))
+        raise UsageError(f"unknown ingest setting(s) {', '.join(sorted(unknown))}; known: {known}")
     out = IngestSettings()
     for f in fields(IngestSettings):
         for layer in (given.get(f.name), getattr(config, f.name), getattr(DEFAULTS, f.name)):
@@ -95,6 +114,47 @@ def settings(**given: Any) -> IngestSettings:
                 setattr(out, f.name, layer)
                 break
     return out
+
+
+def input_keys(s: IngestSettings) -> dict[str, Any]:
+    """The Pipeline fields (CSV dialect, null values) the settings declare, checked: a wrong one
+    is a ConfigError naming the key, before any file is read."""
+    checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
+        ("delimiter", s.delimiter, str),
+        ("quote", s.quote, str),
+        ("escape", s.escape, str),
+        ("header", s.header, bool),
+        ("skip_rows", s.skip_rows, int),
+        ("encoding", s.encoding, str),
+        ("comment", s.comment, str),
+        ("compression", s.compression, str),
+    ]
+    for key, value, kind in checks:
+        # bool is an int to Python, not a line count to a user
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ConfigError(
+                f"ingest: {key}: expected {'true or false' if kind is bool else kind.__name__}, got {value!r}"
+            )
+    nulls = s.null_values or DEFAULT_NULLS
+    if isinstance(nulls, str) or not all(isinstance(v, str) for v in nulls):
+        raise ConfigError('ingest: null_values: expected a list of texts, such as ["", "NA"]')
+    keys: dict[str, Any] = {"delimiter": s.delimiter or ",", "null_values": tuple(nulls)}
+    if s.quote is not None:
+        keys["quote"] = None if s.quote == "none" else s.quote
+    if s.escape not in (None, "none"):
+        keys["escape"] = s.escape
+    for key in ("header", "skip_rows", "encoding", "comment", "compression"):
+        if getattr(s, key) is not None:
+            keys[key] = getattr(s, key)
+    if not keys.get("header", True) and not s.columns:
+        raise ConfigError(
+            "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
+        )
+    try:
+        staging_pipeline([], keys)  # Pipeline checks the dialect as for every other pipeline
+    except ConfigError as exc:
+        raise ConfigError(f"ingest: {str(exc).split(': ', 1)[-1]}") from None
+    return keys
 
 
 def parse_bytes(value: str | int, what: str) -> int:

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,18 +39,13 @@ from .. import faults, proc
 from ..dates import utc_now
 from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch, StageFailed
 from ..sinks import CsvRows, LoadResult, Sink
-from ..stage.csv import read_header, stage_csv
+from ..stage.csv import stage_csv
 from ..stage.staged import Staged
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT
 from ..urls import redact_url
 from .jobs import Claim, JobStore
-from .schema import (
-    SOURCE_COLUMN,
-    arrow_schema,
-    check_header,
-    staging_pipeline,
-)
+from .schema import DEFAULT_NULLS, SOURCE_COLUMN, arrow_schema, check_header, staging_pipeline
 from .stager import IngestStager
 from .tables import FAILED, LOADED, NEW
 
@@ -168,8 +163,7 @@ class Worker:
         *,
         work_dir: Path,
         quarantine_dir: Path | None = None,
-        delimiter: str = ",",
-        null_values: tuple[str, ...] = ("", "NA"),
+        input_keys: Mapping[str, Any] | None = None,
         storage_options: dict[str, Any] | None = None,
         worker_id: str | None = None,
         lease: float = 60.0,
@@ -181,11 +175,11 @@ class Worker:
         self.store, self.sink, self.columns = store, sink, columns
         self.work_dir = work_dir
         self.quarantine_dir = quarantine_dir or work_dir / "quarantine"
-        self.delimiter, self.null_values = delimiter, null_values
         self.storage_options = storage_options
         self.worker_id = worker_id or default_worker_id()
         self.lease, self.max_attempts, self.backoff = lease, max_attempts, backoff
-        self.pipeline = staging_pipeline(columns, delimiter, null_values)
+        # The CSV dialect and null values (settings.input_keys); default: comma, "", NA.
+        self.pipeline = staging_pipeline(columns, input_keys or {"null_values": DEFAULT_NULLS})
         self.schema = arrow_schema(columns)
         self.engine = IngestStager(work_dir / "engine", memory_limit=memory_limit, threads=threads)
         self.state_in_dest = store.postgres and _same_postgres(store.catalog.url, sink)
@@ -333,16 +327,17 @@ class Worker:
         )
 
     # ---- one file ---------------------------------------------------------------------------
+    def _check_header(self, header: list[str]) -> None:
+        if not header:
+            raise FileMismatch("the file is empty (no header)")
+        check_header(header, self.columns)
+
     def load_file(self, f: dict[str, Any]) -> tuple[int, int]:
         """Stage and load one file version; returns (rows loaded, rows rejected)."""
         uri, version = f["uri"], f["version"]
         key = hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:20]
         staged_root = self.work_dir / "staged"
         with self._local_copy(uri, f["size"]) as path:
-            header = read_header(path, self.delimiter)
-            if header is None:
-                raise FileMismatch("the file is empty (no header)")
-            check_header(header, self.columns)
             self.engine.begin(uri, utc_now(), self.csv_out)
             staged = stage_csv(
                 self.engine,
@@ -353,6 +348,7 @@ class Worker:
                 staged_root,
                 self.quarantine_dir,
                 _quarantine_name(uri, key),
+                header_check=self._check_header,
             )
         try:
             outcome, result = self._load_staged(f, staged)

@@ -10,10 +10,9 @@ numbers (StageFailed), as does a damaged archive: nothing of such a file is publ
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from ..errors import FileRejected, StageFailed, first_line, safe_text
 from ..pipelines import detect
 from ..pipelines.base import Pipeline
 from ..quote import literal
-from .decode import compression_of, decompressed_chunks
 from .dialect import DEFAULT_LIMITS, Dialect, Limits, Prepared, Verdict
 from .grammar import header_problems
 from .quarantine import write_quarantine
@@ -47,21 +45,6 @@ def dialect_of(pipeline: Pipeline) -> Dialect:
         comment=pipeline.comment,
         compression=pipeline.compression,
     )
-
-
-def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
-    """The header row's names (BOM and quotes handled), or None for an empty file (ingest)."""
-    failure: list[str] = []
-    raw = b""
-    for chunk in decompressed_chunks(path, compression_of(path, Dialect()), failure):
-        raw += chunk
-        if len(raw) >= 1 << 20:
-            break
-    head = raw[: 1 << 20].decode("utf-8-sig", errors="replace")
-    if not head.strip():
-        return None
-    first = next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
-    return [name.strip() for name in first]
 
 
 def check_header(header: list[str], pipeline: Pipeline) -> list[str]:
@@ -102,6 +85,9 @@ class CsvFile:
     quarantine_root: Path
     quarantine_name: str
     arrival: str | None = None  # YYYY-MM-DD of its date folder (event_time: arrival)
+    # Called with the header as read (names stripped; [] for an empty file) before anything is
+    # staged: ingest's exact-schema check, on the very parse the staging uses (any dialect).
+    header_check: Callable[[list[str]], None] | None = None
 
 
 def stage_csv(
@@ -115,8 +101,9 @@ def stage_csv(
     quarantine_name: str,
     *,
     arrival: str | None = None,
+    header_check: Callable[[list[str]], None] | None = None,
 ) -> Staged:
-    job = CsvFile(source_uri, version, staged_root, quarantine_root, quarantine_name, arrival)
+    job = CsvFile(source_uri, version, staged_root, quarantine_root, quarantine_name, arrival, header_check)
     return stage_csv_file(engine, path, pipeline, job)
 
 
@@ -126,12 +113,14 @@ def stage_csv_file(
     part_dir = part_dir_for(job.staged_root, job.uri, job.version)
     spool = part_dir.with_name(part_dir.name + ".spool")
     spool.mkdir(parents=True, exist_ok=True)
-    declared = [c.header for c in pipeline.columns if c.sql is None]
+    # A header with a NUL byte is in no file (ingest's day-less event-time column): not a field
+    # of a header-less file's lines.
+    declared = [c.header for c in pipeline.columns if c.sql is None and "\x00" not in c.header]
     dialect = dialect_of(pipeline)
     try:
         prep = prepare(path, dialect, limits, spool, declared)
         try:
-            header = _resolve_header(prep, pipeline)
+            header = _resolve_header(prep, pipeline, job.header_check)
             if header is None:  # no header, or a header and no data row to detect from
                 return _nothing(prep)
             staged, verdict = _stage_once(engine, prep, header, pipeline, part_dir, job.arrival)
@@ -166,7 +155,11 @@ def stage_csv_file(
     )  # fmt: skip
 
 
-def _resolve_header(prep: Prepared, pipeline: Pipeline) -> list[str] | None:
+def _resolve_header(
+    prep: Prepared, pipeline: Pipeline, header_check: Callable[[list[str]], None] | None = None
+) -> list[str] | None:
+    if header_check is not None and pipeline.header:
+        header_check([h.strip() for h in prep.header] if prep.ncols else [])
     if not prep.ncols:
         return None
     if not pipeline.header:

@@ -266,7 +266,7 @@ class _StreamRun:
         state = self.state = store.get_state(self.key) or {}
         self.source: Any
         if follow:
-            self.source = follow_source(follow, state, stop_at_eof)
+            self.source = follow_source(follow, state, stop_at_eof, pipe.compression)
             if not self.source.resumed or self.source.start_offset == 0:
                 state["offset"], state["line"] = 0, 0
         else:

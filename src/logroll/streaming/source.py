@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import Rotated, SourceNotFound
 from ..stage.decode import compression_of, decompressed_chunks
-from ..stage.dialect import PLAIN
+from ..stage.dialect import Dialect
 
 log = logging.getLogger("logroll")
 
@@ -49,11 +49,15 @@ class StdinSource:
         pass
 
 
-def follow_source(path: str, state: dict[str, Any], stop_at_eof: bool) -> FollowSource | ArchiveSource:
-    """The source for `--follow path`, resumed from the checkpoint `state`."""
+def follow_source(
+    path: str, state: dict[str, Any], stop_at_eof: bool, compression: str = "auto"
+) -> FollowSource | ArchiveSource:
+    """The source for `--follow path`, resumed from the checkpoint `state`; `compression`: the
+    pipeline's input.compression (auto: by suffix)."""
     offset, inode = int(state.get("offset", 0)), state.get("inode")
-    if compression_of(Path(path), PLAIN) != "none":
-        return ArchiveSource(path, offset, inode, state.get("archive_size"))
+    kind = compression_of(Path(path), Dialect(compression=compression))
+    if kind != "none":
+        return ArchiveSource(path, offset, inode, state.get("archive_size"), kind)
     return FollowSource(path, offset, inode, stop_at_eof)
 
 
@@ -123,7 +127,7 @@ class ArchiveSource:
     more; another archive under the name (inode or size changed) is read from its start. A
     truncated or corrupt archive ends the input early, with `failure` saying why."""
 
-    def __init__(self, path: str, offset: int, inode: int | None, size: int | None):
+    def __init__(self, path: str, offset: int, inode: int | None, size: int | None, kind: str):
         self.path = str(Path(path).expanduser().absolute())
         self.name = self.path
         try:
@@ -141,9 +145,7 @@ class ArchiveSource:
         self.start_offset = offset
         self._skip = offset
         self._failure: list[str] = []
-        self._chunks = decompressed_chunks(
-            Path(self.path), compression_of(Path(self.path), PLAIN), self._failure, chunk=READ_BYTES
-        )
+        self._chunks = decompressed_chunks(Path(self.path), kind, self._failure, chunk=READ_BYTES)
 
     @property
     def failure(self) -> str | None:
