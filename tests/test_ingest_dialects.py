@@ -143,10 +143,11 @@ def test_a_wrong_dialect_key_is_one_line_and_exit_2(cli, tmp_path, setting, mess
     (src / "a.csv").write_text(write_csv(ROWS))
     (tmp_path / "logroll.yaml").write_text(f"ingest:\n  {setting}\n")
     for command in (
-        ["scan", "ingest", "--state", "s.sqlite"],
-        ["run", "ingest", "--dest", "duckdb:///t.duckdb"],
+        ["validate"],
+        ["scan", "ingest", "--state", "s.sqlite", "--source", str(src)],
+        ["run", "ingest", "--dest", "duckdb:///t.duckdb", "--source", str(src)],
     ):
-        run = cli(*command, "--source", str(src), cwd=tmp_path)
+        run = cli(*command, cwd=tmp_path)
         assert run.code == 2, (setting, run.err)
         assert run.err.count("\n") == 1 and message in run.err and "Traceback" not in run.err, run.err
     assert not (tmp_path / "t.duckdb").exists()
@@ -190,7 +191,7 @@ def test_a_latin1_semicolon_export_with_preamble_on_postgres(cli, pg_url, tmp_pa
     assert again.code == 0 and again.json()["work"]["rows_loaded"] == 0
 
 
-def test_the_documented_ingest_settings_are_accepted(tmp_path):
+def test_the_documented_ingest_settings_are_accepted(cli, tmp_path):
     """docs/ingest.md's logroll.yaml, with every dialect key at its default, is valid as written."""
     from logroll.ingest.settings import input_keys, load_config
 
@@ -209,3 +210,4 @@ def test_the_documented_ingest_settings_are_accepted(tmp_path):
         "encoding": "utf-8",
         "compression": "auto",
     }
+    assert cli("validate", cwd=tmp_path).out.endswith("ok (0 pipeline(s): none; ingest settings)\n")

@@ -97,8 +97,13 @@ def validate(
     if cfg.path is None:
         fail(UsageError("no logroll.yaml here: pass --config PATH (or set LOGROLL_CONFIG)"))
     call(config_mod.env_settings)
+    from ..ingest.settings import check_config
+
+    ingest = call(check_config, cfg.path)
     names = ", ".join(sorted(cfg.pipelines)) or "none"
-    typer.echo(f"{cfg.path}: ok ({len(cfg.pipelines)} pipeline(s): {names})")
+    typer.echo(
+        f"{cfg.path}: ok ({len(cfg.pipelines)} pipeline(s): {names}{'; ingest settings' if ingest else ''})"
+    )
 
 
 @command()

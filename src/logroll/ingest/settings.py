@@ -157,6 +157,27 @@ def input_keys(s: IngestSettings) -> dict[str, Any]:
     return keys
 
 
+def check_config(path: str | Path | None = None) -> bool:
+    """`logroll validate` for the `ingest:` section: every key as a scanner or a worker would
+    read it (sizes, durations, dialect, columns), without touching any data. False: no section."""
+    from ..units import parse_duration
+    from .schema import columns_from_config
+
+    given = load_config(path)
+    if given == IngestSettings():
+        return False
+    s = settings(config=path)
+    input_keys(s)
+    if s.columns:
+        columns_from_config(s.columns)
+    parse_bytes(s.batch_bytes or "256MB", "ingest: batch_bytes")
+    for key in ("max_wait", "overlap", "lease", "backoff"):
+        parse_duration(getattr(s, key), f"ingest: {key}")
+    if not isinstance(s.max_attempts, int) or isinstance(s.max_attempts, bool) or s.max_attempts < 1:
+        raise ConfigError(f"ingest: max_attempts: expected a whole number, 1 or more, got {s.max_attempts!r}")
+    return True
+
+
 def parse_bytes(value: str | int, what: str) -> int:
     return parse_size(value, what, "256MB, 1GB or 64MiB")
 
