@@ -211,3 +211,46 @@ def test_the_documented_ingest_settings_are_accepted(cli, tmp_path):
         "compression": "auto",
     }
     assert cli("validate", cwd=tmp_path).out.endswith("ok (0 pipeline(s): none; ingest settings)\n")
+
+
+def test_a_worker_given_only_state_and_dest_reads_as_the_state_recorded(cli, tmp_path, plain):
+    """State belongs to the destination: the first worker records how files are read (from its
+    logroll.yaml); a worker elsewhere, with no logroll.yaml, reads the next files the same way.
+    A worker told otherwise says so, and the state follows it."""
+    src, elsewhere = tmp_path / "drops", tmp_path / "elsewhere"
+    src.mkdir()
+    elsewhere.mkdir()
+    text = write_csv(ROWS, delimiter=";")
+    (src / "a.csv").write_bytes(("export v1\n" + text).encode("latin-1"))
+    (tmp_path / "logroll.yaml").write_text("ingest:\n  delimiter: ';'\n  encoding: latin-1\n  skip_rows: 1\n")
+    state, dest = str(tmp_path / "state.sqlite"), f"duckdb:///{tmp_path}/t.duckdb#t"
+    first = cli(
+        "run", "ingest", "--source", str(src), "--state", state, "--dest", dest, "--json", cwd=tmp_path
+    )
+    assert first.code == 0, first.err
+    status = cli("status", "ingest", "--state", state, "--json", cwd=elsewhere).json()
+    assert status["input"] == {
+        "delimiter": ";",
+        "encoding": "latin-1",
+        "skip_rows": 1,
+        "null_values": ["", "NA"],
+    }
+
+    (src / "b.csv").write_bytes(("export v1\n" + write_csv(ROWS[:10], delimiter=";")).encode("latin-1"))
+    assert cli("scan", "ingest", "--source", str(src), "--state", state, "--flush", cwd=elsewhere).code == 0
+    work = cli("work", "ingest", "--state", state, "--dest", dest, "--json", cwd=elsewhere)
+    assert work.code == 0, work.err
+    report = work.json()
+    assert (report["rows_loaded"], report["rows_rejected"]) == (10, 0), report
+    with duckdb.connect(f"{tmp_path}/t.duckdb", read_only=True) as con:
+        got = con.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM t WHERE _source_file LIKE '%b.csv' ORDER BY id"
+        ).fetchall()
+    assert got == plain[0][:10]  # Latin-1 names intact: not read as UTF-8
+
+    (elsewhere / "logroll.yaml").write_text("ingest:\n  encoding: cp1252\n")
+    told = cli("work", "ingest", "--state", state, "--dest", dest, cwd=elsewhere)
+    assert told.code == 0, told.err
+    assert "read with other settings from now on: encoding 'latin-1' -> 'cp1252'" in told.err
+    status = cli("status", "ingest", "--state", state, "--json", cwd=tmp_path / "drops").json()
+    assert status["input"]["encoding"] == "cp1252" and status["input"]["delimiter"] == ";"

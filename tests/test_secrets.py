@@ -97,6 +97,15 @@ def test_redact_url_hides_every_form():
     assert redact_url(f"http://AKIA:{ENDPOINT}@127.0.0.1:9000") == "http://AKIA:***@127.0.0.1:9000"
     assert redact_url(f"postgresql://u:pa/ss{RAW_AT}@h/db") == "postgresql://***"  # cut short by a raw /
     assert redact_url("/a/plain/path") == "/a/plain/path"
+    # a URL with nothing to hide comes back as written: duckdb:////abs (an absolute path) once
+    # came back as duckdb://abs, a host, in status and reports
+    for plain in (
+        "duckdb:////abs/t.duckdb#t",
+        "duckdb:///rel.duckdb#t",
+        "parquet:///rel/",
+        "sqlite:////s.sqlite",
+    ):
+        assert redact_url(plain) == plain
     # A library that echoes what it was given: the exact strings redact_url removed are masked.
     assert scrub(f'could not translate host name "{RAW_AT}@h" to address') == (
         'could not translate host name "***@h" to address'

@@ -81,7 +81,10 @@ def redact_url(url: str) -> str:
             _remember(password)
             netloc = f"{user}:{MASK}@{host}"
         query = _redact_query(parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        # Not urlunsplit: for a scheme it does not know (duckdb, parquet, sqlite) it drops an
+        # empty netloc's "//", and duckdb:////abs/f.duckdb came back as duckdb://abs/f.duckdb.
+        text = f"{kind}://{netloc}{parts.path}"
+        return text + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
     except ValueError:  # e.g. an unclosed [ in the host
         return f"{kind}://{MASK}"
 

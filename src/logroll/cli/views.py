@@ -212,6 +212,9 @@ def print_ingest(info: dict[str, Any]) -> None:
     )
     if info["schema"]:
         console.print(cell(f"schema: {len(info['schema']['columns'])} columns, {info['schema']['origin']}"))
+    if info.get("input"):
+        read = ", ".join(f"{k} {v!r}" for k, v in sorted(info["input"].items()))
+        console.print(cell(f"files read with: {read}"))
     if info["recent_jobs"]:
         console.print(cell("recent jobs"))
         table = Table()

@@ -18,6 +18,7 @@ encoding, comment, compression), else from the defaults below.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -105,7 +106,9 @@ def scan(
 
 
 # ---- work ------------------------------------------------------------------------------------
-def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]] | None:
+def _columns(
+    store: JobStore, s: IngestSettings, keys: dict[str, Any], work_dir: Path
+) -> list[dict[str, Any]] | None:
     """The schema in force: declared, else stored, else inferred from the first scanned file that
     has a usable header (a bad or vanished first file never blocks the others: it fails its own
     job, naming itself)."""
@@ -116,15 +119,11 @@ def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[st
     stored = store.stored_schema()
     if stored is not None:
         return stored[0]
-    if not input_keys(s).get("header", True):
-        raise ConfigError(
-            f"ingest: header: false needs the columns declared in {CONFIG_FILE} (ingest: columns:, in file order)"
-        )
     candidates = store.first_files(INFER_TRIES)
     problems = []
     for f in candidates:
         try:
-            columns = _infer(f["uri"], s, work_dir)
+            columns = _infer(f["uri"], s, keys, work_dir)
         except (FileMismatch, ConfigError, SourceNotFound) as exc:
             problems.append(f"{f['uri']}: {first_line(exc)}")
             log.warning(
@@ -143,8 +142,8 @@ def _columns(store: JobStore, s: IngestSettings, work_dir: Path) -> list[dict[st
 INFER_TRIES = 50  # files tried, in scan order, before asking for a declared schema
 
 
-def _infer(uri: str, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]]:
-    keys, spool = input_keys(s), work_dir / "spool"
+def _infer(uri: str, s: IngestSettings, keys: dict[str, Any], work_dir: Path) -> list[dict[str, Any]]:
+    spool = work_dir / "spool"
     if is_local(uri):
         path = Path(uri.removeprefix("file://"))
         if not path.exists():
@@ -153,6 +152,21 @@ def _infer(uri: str, s: IngestSettings, work_dir: Path) -> list[dict[str, Any]]:
     storage = Storage(uri.rsplit("/", 1)[0], s.storage_options)
     with storage.local_copy(uri, spool) as path:
         return infer_columns(path, keys, spool)
+
+
+def _input_in_force(store: JobStore, s: IngestSettings) -> dict[str, Any]:
+    """How this worker reads files: its settings over what the state recorded (so a worker given
+    only --state and --dest reads as the others do); recorded for the next worker."""
+    keys = input_keys(s, store.stored_input())
+    before = store.record_input(keys)
+    if before is not None:
+        now = json.loads(json.dumps(keys))
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        log.warning(
+            "this state's files are read with other settings from now on: %s",
+            ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in changed),
+        )
+    return keys
 
 
 def work(
@@ -176,20 +190,21 @@ def work(
         )
     if int(s.max_attempts or 3) < 1:
         raise UsageError("--max-attempts must be 1 or more")
-    keys = input_keys(s)
+    input_keys(s)  # a wrong key is said before the state or the destination is opened
     sink = open_sink(with_table(s.dest))
     store = _store(s)
     store.bind_destination(identity(with_table(s.dest)), sink.url)
+    keys = _input_in_force(store, s)
     work_dir = Path(s.work_dir) if s.work_dir else default_work_dir(s.dest)
     # One folder per worker process: DuckDB spill files and staged parts are never shared.
     mine = work_dir / "workers" / f"{os.getpid()}-{time.time_ns()}"
     mine.mkdir(parents=True, exist_ok=True)
     worker = None
     try:
-        columns = _columns(store, s, work_dir)
+        columns = _columns(store, s, keys, work_dir)
         while columns is None and follow:  # nothing scanned yet: wait for the first file
             time.sleep(poll)
-            columns = _columns(store, s, work_dir)
+            columns = _columns(store, s, keys, work_dir)
         if columns is None:
             return WorkReport(PIPELINE, redact_url(store.catalog.url), sink.url, worker_id or "")
         worker = Worker(
@@ -267,6 +282,7 @@ def status(*, state: str | None = None, dest: str | None = None, **given: Any) -
         out = {"pipeline": PIPELINE, "state": redact_url(store.catalog.url), **store.summary()}
         stored = store.stored_schema()
         out["schema"] = {"columns": stored[0], "origin": stored[1]} if stored else None
+        out["input"] = store.stored_input()  # how the workers read the files (dialect, nulls)
         # Without --dest, the one the workers recorded (bind_destination).
         out["dest"] = redact_url(s.dest) if s.dest else store.destination()
         return out

@@ -41,6 +41,7 @@ from .tables import (
     create_tables,
     destinations,
     files,
+    inputs,
     jobs,
     schemas,
 )
@@ -420,3 +421,34 @@ class JobStore:
         stored = self.stored_schema()
         assert stored is not None
         return stored
+
+    # ---- how files are read -----------------------------------------------------------------
+    def stored_input(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(inputs.c.input).where(inputs.c.pipeline == self.pipeline)).first()
+        return json.loads(row.input) if row else None
+
+    def record_input(self, keys: dict[str, Any]) -> dict[str, Any] | None:
+        """Record how this worker reads files; returns what was recorded before, when it differed."""
+        doc = json.dumps(keys, sort_keys=True)
+        for _ in range(2):
+            with self.engine.connect() as conn:
+                row = conn.execute(select(inputs.c.input).where(inputs.c.pipeline == self.pipeline)).first()
+            if row is not None and row.input == doc:
+                return None
+            try:
+                with self.engine.begin() as conn:
+                    if row is None:
+                        conn.execute(
+                            insert(inputs).values(pipeline=self.pipeline, input=doc, modified_time=utc_now())
+                        )
+                    else:
+                        conn.execute(
+                            update(inputs)
+                            .where(inputs.c.pipeline == self.pipeline)
+                            .values(input=doc, modified_time=utc_now())
+                        )
+                return json.loads(row.input) if row is not None else None
+            except DBAPIError:
+                continue  # another worker inserted it just now: look again
+        return None

@@ -4,6 +4,7 @@ the defaults below; and where its state and work files go when not told."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,6 @@ DEFAULTS = IngestSettings(
     max_attempts=3,
     lease="60s",
     backoff="30s",
-    null_values=list(DEFAULT_NULLS),
-    delimiter=",",
     suffixes=[".csv"],
 )
 
@@ -116,9 +115,10 @@ def settings(**given: Any) -> IngestSettings:
     return out
 
 
-def input_keys(s: IngestSettings) -> dict[str, Any]:
-    """The Pipeline fields (CSV dialect, null values) the settings declare, checked: a wrong one
-    is a ConfigError naming the key, before any file is read."""
+def input_keys(s: IngestSettings, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Pipeline fields (CSV dialect, null values) the settings declare, over `stored` (what
+    the state recorded: JobStore.stored_input) over the defaults; checked: a wrong one is a
+    ConfigError naming the key, before any file is read."""
     checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
         ("delimiter", s.delimiter, str),
         ("quote", s.quote, str),
@@ -135,24 +135,27 @@ def input_keys(s: IngestSettings) -> dict[str, Any]:
             raise ConfigError(
                 f"ingest: {key}: expected {'true or false' if kind is bool else kind.__name__}, got {value!r}"
             )
-    nulls = s.null_values or DEFAULT_NULLS
-    if isinstance(nulls, str) or not all(isinstance(v, str) for v in nulls):
+    nulls = s.null_values
+    if nulls is not None and (isinstance(nulls, str) or not all(isinstance(v, str) for v in nulls)):
         raise ConfigError('ingest: null_values: expected a list of texts, such as ["", "NA"]')
-    keys: dict[str, Any] = {"delimiter": s.delimiter or ",", "null_values": tuple(nulls)}
-    if s.quote is not None:
-        keys["quote"] = None if s.quote == "none" else s.quote
-    if s.escape not in (None, "none"):
-        keys["escape"] = s.escape
-    for key in ("header", "skip_rows", "encoding", "comment", "compression"):
-        if getattr(s, key) is not None:
-            keys[key] = getattr(s, key)
-    if not keys.get("header", True) and not s.columns:
+    keys: dict[str, Any] = {"delimiter": ",", "null_values": DEFAULT_NULLS, **(stored or {})}
+    for key, value, _ in checks:
+        if value is not None:
+            keys[key] = value
+    if nulls:  # an empty list keeps the default, as it always has
+        keys["null_values"] = nulls
+    keys["null_values"] = tuple(keys["null_values"])
+    if keys.get("quote") == "none":
+        keys["quote"] = None
+    if keys.get("escape") == "none":
+        keys["escape"] = None
+    if not keys.get("header", True) and not s.columns and stored is None:
         raise ConfigError(
             "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
         )
     try:
         staging_pipeline([], keys)  # Pipeline checks the dialect as for every other pipeline
-    except ConfigError as exc:
+    except (ConfigError, TypeError) as exc:
         raise ConfigError(f"ingest: {str(exc).split(': ', 1)[-1]}") from None
     return keys
 

@@ -1,5 +1,5 @@
 """The tables of the `ingest` pipeline in the state database: the scanner's files, the jobs, the
-one destination and the fixed schema; created by whichever worker starts first."""
+one destination, the fixed schema and how files are read; created by whichever worker starts first."""
 
 from __future__ import annotations
 
@@ -87,6 +87,18 @@ destinations = Table(
     Column("identity", Text, nullable=False),  # host/port/db/table or absolute path/table
     Column("dest", Text, nullable=False),  # as given, password redacted
     Column("created_time", DateTime, nullable=False),
+)
+
+
+# How the files are read (the CSV dialect and null values, settings.input_keys): recorded by
+# the first worker and kept up to date by any worker told otherwise, so a worker on another
+# machine, given only --state and --dest, reads the files as the others do.
+inputs = Table(
+    "ingest_inputs",
+    metadata,
+    Column("pipeline", String(200), primary_key=True),
+    Column("input", Text, nullable=False),  # JSON object
+    Column("modified_time", DateTime, nullable=False),
 )
 
 
