@@ -219,10 +219,11 @@ def check_header(header: list[str], columns: list[dict[str, Any]]) -> None:
     got = {h.lower() for h in header}
     missing = [h or "(unnamed)" for h in expected if h.lower() not in got]
     extra = [h or "(unnamed)" for h in header if h.lower() not in want]
-    dupes = sorted({h or "(unnamed)" for h in header if header.count(h) > 1})
+    seen: set[str] = set()
+    dupes = sorted({h or "(unnamed)" for h in header if h in seen or seen.add(h)})  # linear in width
     problems = []
     if missing:
-        problems.append(f"missing column(s) {', '.join(missing)}")
+        problems.append(f"missing column(s) {safe_text(', '.join(missing), EXCERPT_CHARS)}")
     if extra:
         problems.append(f"extra column(s) {safe_text(', '.join(extra), EXCERPT_CHARS)}")
     if dupes:
@@ -230,5 +231,5 @@ def check_header(header: list[str], columns: list[dict[str, Any]]) -> None:
     if problems:
         raise FileMismatch(
             f"header does not match the schema: {'; '.join(problems)} "
-            f"(expected: {', '.join(h or '(unnamed)' for h in expected)})"
+            f"(expected: {safe_text(', '.join(h or '(unnamed)' for h in expected), EXCERPT_CHARS)})"
         )
