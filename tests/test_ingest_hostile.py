@@ -135,3 +135,43 @@ def test_a_nul_byte_rejects_its_row_not_the_file(cli, pg_url, tmp_path):
     [quarantine] = work["quarantine"]
     text = open(quarantine, encoding="utf-8").read()
     assert ',3,"NUL byte","2,bad\x00value"' in text  # its line, reason and raw bytes, nothing lost
+
+
+def test_links_out_of_the_source_are_skipped_unless_asked(cli, tmp_path):
+    """A link under the source to a file or folder outside it is skipped with a warning naming
+    it (`run ingest` and `scan ingest`); --follow-symlinks (or ingest: follow_symlinks) reads it."""
+    src, outside = tmp_path / "drops", tmp_path / "outside"
+    src.mkdir()
+    (outside / "more").mkdir(parents=True)
+    (src / "a.csv").write_text(HEADER + "1,x\n")
+    (outside / "b.csv").write_text(HEADER + "2,y\n")
+    (outside / "more" / "c.csv").write_text(HEADER + "3,z\n")
+    (src / "b.csv").symlink_to(outside / "b.csv")
+    (src / "more").symlink_to(outside / "more")
+    state, dest = str(tmp_path / "s.sqlite"), f"duckdb:///{tmp_path}/t.duckdb#t"
+    run = cli("run", "ingest", "--source", str(src), "--state", state, "--dest", dest, "--json")
+    assert run.code == 0, run.err
+    assert run.json()["work"]["rows_loaded"] == 1
+    assert "skipped " + str(src / "b.csv") in run.err and "skipped " + str(src / "more") in run.err
+    scan = cli(
+        "scan", "ingest", "--source", str(src), "--state", state, "--flush", "--follow-symlinks", "--json"
+    )
+    assert scan.code == 0 and scan.json()["files_new"] == 2, scan.err
+    work = cli("work", "ingest", "--state", state, "--dest", dest, "--json")
+    assert work.code == 0 and work.json()["rows_loaded"] == 2, work.err
+
+
+def test_run_ingest_refuses_the_options_of_day_building(cli, tmp_path):
+    """Options that would do nothing for ingest are refused, one line each, exit 2."""
+    src = tmp_path / "drops"
+    src.mkdir()
+    (src / "a.csv").write_text(HEADER + "1,x\n")
+    base = ("run", "ingest", "--source", str(src), "--dest", f"duckdb:///{tmp_path}/t.duckdb")
+    for extra in (["2024-01-01"], ["--initials", "GF"], ["--force"], ["--lateness", "2"], ["--stage-only"]):
+        res = cli(*base, *extra)
+        assert res.code == 2 and res.err.count("\n") == 1, (extra, res.err)
+        assert (
+            "no day to build: drop" in res.err
+            and (extra[0] if extra[0].startswith("--") else "DATE") in res.err
+        )
+    assert not (tmp_path / "t.duckdb").exists()

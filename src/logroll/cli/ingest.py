@@ -136,6 +136,14 @@ def scan(
     full: Annotated[
         bool, typer.Option("--full", help="Compare every listed file, not just recent ones.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Read files and folders that links under --source point to outside it "
+            "[default: skip them with a warning; ingest: follow_symlinks in logroll.yaml].",
+        ),
+    ] = False,
     endpoint_url: EndpointUrl = None,
     aws_config: AwsConfig = None,
     config: ConfigOpt = None,
@@ -157,6 +165,7 @@ def scan(
         batch_bytes=batch_bytes,
         max_wait=max_wait,
         overlap=overlap,
+        follow_symlinks=follow_symlinks or None,
         storage_options=opts,
         config=config,
     )
@@ -255,6 +264,7 @@ def run(
     endpoint_url: str | None = None,
     aws_config: str | None = None,
     config: str | None = None,
+    follow_symlinks: bool | None = None,
 ) -> None:
     """`logroll run ingest`: scan (every new file into a job at once) and load all jobs here."""
     from .. import ingest
@@ -265,6 +275,7 @@ def run(
         source=source,
         dest=dest,
         state=state,
+        follow_symlinks=follow_symlinks,
         work_dir=work_dir,
         memory_limit=memory_limit,
         threads=threads,

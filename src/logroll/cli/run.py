@@ -163,8 +163,15 @@ def run(
         settings = dict(source=source, dest=dest, state=state, work_dir=work_dir, threads=threads)
         settings.update(memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT["duckdb"], config=config)
         settings.update(endpoint_url=endpoint_url, aws_config=aws_config, as_json=as_json)
+        settings.update(follow_symlinks=follow_symlinks or None)
         spark = bool((engine and engine != "duckdb") or master or spark_conf)
-        return _run_ingest(settings, spark=spark, stage_only=stage_only, log_format=log_format)
+        # Options of the day-building pipelines: given to ingest, they would do nothing, silently.
+        days = {"DATE": date, "--to": to, "--initials": initials, "--lateness": lateness}
+        days.update({"--layout": layout, "--timestamp-column": timestamp_column, "--force": force})
+        days.update({"--prune-missing": prune_missing, "--parallel": parallel, "--wait": wait})
+        days.update({"--output-format": output_format, "--stage-only": stage_only})
+        unused = [name for name, value in days.items() if value]
+        return _run_ingest(settings, spark=spark, unused=unused, log_format=log_format)
     # logroll.yaml < LOGROLL_* < flags; a pipeline declared in the file is found by name too.
     flags = dict(source=source, dest=dest, state=state, initials=initials, lateness=lateness, engine=engine)
     flags.update(memory_limit=memory_limit, threads=threads, work_dir=work_dir, layout=layout)
@@ -197,12 +204,14 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_ingest(settings: dict[str, Any], *, spark: bool, stage_only: bool, log_format: str) -> None:
+def _run_ingest(settings: dict[str, Any], *, spark: bool, unused: list[str], log_format: str) -> None:
     """`logroll run ingest`: its settings checked, then cli/ingest.py's run."""
     if spark:  # each file is loaded on its own as it lands: there is no day build to distribute
         fail(UsageError("ingest loads each file with DuckDB as it lands: drop --engine/--master/--conf"))
-    if stage_only:  # it has no day to build later
-        fail(UsageError("ingest loads each file as it lands: drop --stage-only"))
+    if unused:  # it has no day to build, now or later
+        fail(
+            UsageError(f"ingest loads each file as it lands, with no day to build: drop {', '.join(unused)}")
+        )
     from .ingest import run as run_ingest
 
     command_logging(log_format)

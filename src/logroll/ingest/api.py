@@ -100,6 +100,7 @@ def scan(
             flush=flush,
             full=full,
             exclude=exclude,
+            follow_symlinks=bool(s.follow_symlinks),
         )
     finally:
         store.catalog.close()
@@ -266,6 +267,7 @@ def run(
     }
     common["config"] = config
     common.update(columns=s.columns, suffixes=s.suffixes, **{k: getattr(s, k) for k in INPUT_KEYS})
+    common["follow_symlinks"] = s.follow_symlinks
     scanned = scan(
         source=s.source, state=_state(s), dest=s.dest, flush=True, storage_options=s.storage_options, **common
     )

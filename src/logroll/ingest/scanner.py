@@ -75,6 +75,7 @@ def scan_files(
     flush: bool = False,
     full: bool = False,
     exclude: tuple[str, ...] = (),
+    follow_symlinks: bool = False,
 ) -> ScanReport:
     """One scan: list, record what is new, make jobs. See the module docstring."""
     started = time.monotonic()
@@ -90,7 +91,7 @@ def scan_files(
         newest = None if full else store.newest_modified()
         since = newest - dt.timedelta(seconds=overlap) if newest is not None else None
         report.resumed_from = since.isoformat(sep=" ") if since else None
-        listed = source.list_files("", suffixes, exclude)
+        listed = source.list_files("", suffixes, exclude, follow_symlinks)
         report.files_listed = len(listed)
         # A file without a modified time (some stores) is always compared, never filtered out.
         window = [f for f in listed if since is None or f.modified is None or f.modified >= since]

@@ -54,6 +54,7 @@ class IngestSettings:
     comment: str | None = None
     compression: str | None = None
     suffixes: list[str] | None = None
+    follow_symlinks: bool | None = None  # read what links under the source point to outside it
     storage_options: dict[str, Any] | None = field(default=None, repr=False)
 
 
