@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..pipelines.base import Pipeline
-from ..quote import ident, literal
+from ..quote import files_literal, ident, literal
 from . import sql
 from .duckdb_stage import HASH_COLUMN, HASH_TAG_KEY, key_hash_tag
 
@@ -25,7 +25,7 @@ def stored_hash_usable(con: Any, pipeline: Pipeline, part_globs: list[str]) -> b
     """Whether every part holds a `__h` written by this DuckDB's hash() (footers only)."""
     if not pipeline.key or not part_globs:
         return False
-    files = "[" + ", ".join(literal(g) for g in part_globs) + "]"
+    files = files_literal(part_globs)
     tags = con.execute(
         f"SELECT file_name, max(CASE WHEN decode(key) = {literal(HASH_TAG_KEY)} THEN decode(value) END) "
         f"FROM parquet_kv_metadata({files}) GROUP BY 1"

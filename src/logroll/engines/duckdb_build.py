@@ -26,7 +26,7 @@ from typing import Any
 from .. import faults
 from ..errors import BuildError
 from ..pipelines.base import Output, Pipeline
-from ..quote import ident, literal
+from ..quote import files_literal, ident, literal
 from . import dedupe, sql
 from .base import BuildOutcome, DayState, StateJob
 from .projection import carried_columns, needed_columns
@@ -104,7 +104,7 @@ def _bound(con: Any, query: str) -> list[str]:
 
 
 def _files(paths: list[str] | tuple[str, ...]) -> str:
-    return "[" + ", ".join(literal(p) for p in paths) + "]"
+    return files_literal(paths)
 
 
 def _parts(con: Any, pipeline: Pipeline, part_globs: list[str] | tuple[str, ...]) -> tuple[str, bool]:

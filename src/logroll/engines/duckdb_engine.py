@@ -110,7 +110,7 @@ class DuckDBEngine:
         columns: list[str] | None = None
         warnings: list[str] = []
         if part_globs and pipeline.passthrough:
-            files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
+            files = sql.files_literal(part_globs)
             columns, partial = passthrough_mod.union_columns(passthrough_mod.part_columns(part_globs))
             if partial:
                 warnings.append(
@@ -123,7 +123,7 @@ class DuckDBEngine:
             )
         elif part_globs:
             # Parts carry only some declared columns, plus __h and __reason: select by name.
-            files = "[" + ", ".join(sql.literal(g) for g in part_globs) + "]"
+            files = sql.files_literal(part_globs)
             columns = carried_columns(pipeline)
             source = f"(SELECT {', '.join(sql.ident(c) for c in columns)} FROM read_parquet({files}))"
         else:  # a day whose every file was retracted: empty, but with the declared types

@@ -139,13 +139,13 @@ def _split(
         if rejected:
             cols = ", ".join(sql.ident(c) for c in columns)
             engine.con.execute(
-                f"COPY (SELECT {cols} FROM read_parquet({sql.literal(str(single))}) WHERE {REASON_COLUMN} IS NULL) "
+                f"COPY (SELECT {cols} FROM read_parquet({sql.path_literal(single)}) WHERE {REASON_COLUMN} IS NULL) "
                 f"TO {sql.literal(str(target))} ({part_options(engine.con, pipeline, columns)})"
             )
         else:
             single.rename(target)  # keeps the all-NULL __reason column: builds select by name
         return {day: (valid, str(day_dir / "*.parquet"))}
-    src = f"read_parquet({sql.literal(str(single))}) WHERE {REASON_COLUMN} IS NULL"
+    src = f"read_parquet({sql.path_literal(single)}) WHERE {REASON_COLUMN} IS NULL"
     return engine.write_parts(pipeline, src, part_dir, columns)
 
 
@@ -153,7 +153,7 @@ def footer(con: Any, part: Path, event_time: str | None) -> tuple[int, int, tupl
     """(rows, rows with a reason, (first day, last day) of the event time) from the footer only."""
     meta = con.execute(
         "SELECT row_group_id, path_in_schema, row_group_num_rows, stats_null_count, stats_min_value, "
-        f"stats_max_value FROM parquet_metadata({sql.literal(str(part))})"
+        f"stats_max_value FROM parquet_metadata({sql.path_literal(part)})"
     ).fetchall()
     rows = sum({rg: n for rg, _, n, *_ in meta}.values())
     valid = sum(nulls for _, path, _, nulls, _, _ in meta if path == REASON_COLUMN)
@@ -170,7 +170,7 @@ def _semantic(con: Any, single: Path, rejected: int) -> pa.Table:
         return con.sql("SELECT 0::BIGINT AS __ord, ''::VARCHAR AS reason WHERE false").to_arrow_table()
     return con.sql(
         f"SELECT file_row_number + 1 AS __ord, {REASON_COLUMN} AS reason "
-        f"FROM read_parquet({sql.literal(str(single))}, file_row_number=true) "
+        f"FROM read_parquet({sql.path_literal(single)}, file_row_number=true) "
         f"WHERE {REASON_COLUMN} IS NOT NULL ORDER BY 1"
     ).to_arrow_table()
 

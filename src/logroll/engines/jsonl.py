@@ -226,7 +226,7 @@ def fast_select(pipeline: Pipeline, path: Path) -> str | None:
         for i, e in enumerate(leaves)
     )
     reader = (
-        f"read_json({sql.literal(str(path))}, format='newline_delimited', records=true, "
+        f"read_json({sql.path_literal(path)}, format='newline_delimited', records=true, "
         f"auto_detect=false, columns={columns})"
     )
     split = (

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import pyarrow.parquet as pq
 
 from ..pipelines.base import Pipeline
+from ..quote import own_pattern
 
 # Names logroll's own staging and building use; a header may not bring them in.
 RESERVED_PREFIX = "__"
@@ -49,7 +50,7 @@ def part_columns(part_globs: Iterable[str]) -> list[list[str]]:
     """The column names of every staged Parquet part, in file order."""
     out = []
     for pattern in part_globs:
-        for path in sorted(glob.glob(pattern)):
+        for path in sorted(glob.glob(own_pattern(pattern))):
             # staging's own columns (__h, __reason) are not the file's
             out.append([n for n in pq.read_schema(path).names if not n.startswith(RESERVED_PREFIX)])
     return out

@@ -186,7 +186,9 @@ class SparkEngine:
                     f"CAST(c{i} AS {t}) AS {sql.ident(n)}"
                     for i, (n, t) in enumerate(zip(names, types, strict=True))
                 )
-                relation = f"SELECT {typed} FROM read_parquet({sql.literal(str(staged / '*.parquet'))})"
+                relation = (
+                    f"SELECT {typed} FROM read_parquet({sql.files_literal([str(staged / '*.parquet')])})"
+                )
                 # Into a table first, as the DuckDB engine does: DuckDB's Parquet writer marks a
                 # column required from the table's statistics, so the bytes match only this way.
                 con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {relation}")

@@ -7,10 +7,19 @@ quarantined row with a reason instead of a silent cast (DuckDB's CSV reader roun
 from __future__ import annotations
 
 from ..pipelines.base import Column, Output, Pipeline
-from ..quote import ident, literal
+from ..quote import files_literal, ident, literal, path_literal
 from .projection import deciding_columns
 
-__all__ = ["ident", "literal", "typed_expr", "checked_select", "dedupe_select", "ordered_output"]
+__all__ = [
+    "ident",
+    "literal",
+    "path_literal",
+    "files_literal",
+    "typed_expr",
+    "checked_select",
+    "dedupe_select",
+    "ordered_output",
+]
 
 
 def typed_expr(col: Column, raw: str, zone: str | None = None) -> str:

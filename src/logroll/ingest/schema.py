@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, FileRejected, first_line, safe_text
 from ..pipelines.base import TYPES, Column, Output, Pipeline
-from ..quote import literal
+from ..quote import literal, path_literal
 from ..stage.csv import dialect_of
 from ..stage.dialect import DEFAULT_LIMITS, Prepared
 from ..stage.grammar import header_problems
@@ -172,7 +172,7 @@ def _sniff(con: Any, prep: Prepared, null_values: Sequence[str]) -> tuple[list[A
         "encoding='utf-8', compression='none', sample_size=-1"
     )
     nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
-    source = literal(str(prep.path_for_duckdb))
+    source = path_literal(prep.path_for_duckdb)
     described = con.execute(
         f"DESCRIBE SELECT * FROM read_csv({source}, {opts}, nullstr={nulls}, ignore_errors=true)"
     ).fetchall()

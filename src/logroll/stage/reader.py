@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..quote import literal
+from ..quote import literal, path_literal
 from .decode import compression_of, decompressed_chunks, utf8_chunks
 from .dialect import (
     DEFAULT_LIMITS,
@@ -243,7 +243,7 @@ def read_csv_sql(
     ]
     if rejects_table:
         opts.append(f"store_rejects=true, rejects_table='{rejects_table}', rejects_scan='{rejects_scan}'")
-    return f"read_csv({literal(str(prep.path_for_duckdb))}, {', '.join(opts)}{extra})"
+    return f"read_csv({path_literal(prep.path_for_duckdb)}, {', '.join(opts)}{extra})"
 
 
 def count_delims_outside(raw: str, d: Dialect) -> int:
