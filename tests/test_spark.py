@@ -358,3 +358,25 @@ def test_compressed_latin1_headerless_pipeline_byte_identical(spark, tmp_path):
     assert duck.rows_rejected == 4 and duck.duplicates > 0
     assert_same(tmp_path, duck, sp)
     assert "Zoë" in (tmp_path / "spark" / "20210130" / "per_who.csv").read_text()
+
+
+def test_glob_characters_in_source_and_destination_names_byte_identical(spark, tmp_path):
+    """File and folder names with `[`, `*`, `?`: DuckDB (staging) and Hadoop (the build's reads)
+    both take a path for a glob; each must read the file or folder named, nothing else."""
+    raw = tmp_path / "raw [eu]" / "2021" / "01" / "29"
+    raw.mkdir(parents=True)
+    for i, name in enumerate(["report[1].csv", "report1.csv", "a*b.csv", "a?b.csv", "ab.csv"]):
+        rows = "".join(f"id{i}{j},2021-01-29 10:{j:02d}:00,{i}\n" for j in range(3))
+        (raw / name).write_text("id,ts,n\n" + rows)
+    pipe = Pipeline(
+        name="names",
+        columns=(Column("id"), Column("ts", "timestamp"), Column("n", "integer")),
+        event_time="ts",
+        key=("id",),
+        outputs=(Output("per_n", "SELECT n, count(*) AS c FROM rows GROUP BY n", "{date:%Y%m%d}/per_n.csv"),),
+    )
+    dest = tmp_path / "[prod] {x}"
+    duck, sp = run_both(pipe, tmp_path / "raw [eu]", dest)
+    assert duck.rows_unique == 15
+    assert_same(dest, duck, sp)
+    assert (dest / "spark" / "20210129" / "per_n.csv").read_text() == "n,c\n0,3\n1,3\n2,3\n3,3\n4,3\n"

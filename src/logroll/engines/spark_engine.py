@@ -17,6 +17,7 @@ Where each step runs, and why:
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ class SparkEngine:
         if part_globs:
             # The folders of the parts, read as plain files: no Hive partition discovery, which
             # would add `__day` and trip over parts from different files' folders.
-            dirs = sorted({_uri(Path(g).parent if _is_glob(g) else Path(g)) for g in part_globs})
+            dirs = sorted({_read_uri(Path(g).parent if _is_glob(g) else Path(g)) for g in part_globs})
             src = spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(*dirs)
         else:  # a day whose every file was retracted: empty, with the declared types
             src = spark.createDataFrame([], schema)
@@ -214,10 +215,20 @@ def _spark_ident(name: str) -> str:
 
 
 def _is_glob(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
+    # Only the last part is ever a pattern of logroll's; a folder may hold any character.
+    return any(ch in Path(path).name for ch in "*?[")
 
 
 def _uri(path: Path) -> str:
     # Spark resolves a bare path against its default filesystem; say "local file" outright.
     # (Not Path.as_uri(): Hadoop would escape its %-escapes a second time.)
     return "file://" + str(Path(path).resolve())
+
+
+def _read_uri(path: Path) -> str:
+    """_uri for reading: Hadoop reads a path as a glob (a folder named `[prod]` would match
+    `p`, `r`, `o` or `d`), so its pattern characters are escaped with a backslash."""
+    return _HADOOP_GLOB.sub(lambda m: "\\" + m.group(), _uri(path))
+
+
+_HADOOP_GLOB = re.compile(r"[\\*?\[\]{}]")
