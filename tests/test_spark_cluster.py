@@ -43,7 +43,11 @@ def wait_until(check, timeout: float, what: str, logs: list[Path]) -> None:
 
 def master_state(ui_port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as r:
-        return json.load(r)
+        body = r.read()
+    try:
+        return json.loads(body)
+    except ValueError:  # a master still starting serves its HTML page at /json/ for a moment
+        return {}
 
 
 def spark_home() -> Path:

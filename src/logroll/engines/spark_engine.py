@@ -154,13 +154,7 @@ class SparkEngine:
 
         spark = self.spark
         schema = _spark_schema(in_names, in_types)
-        if part_globs:
-            # The folders of the parts, read as plain files: no Hive partition discovery, which
-            # would add `__day` and trip over parts from different files' folders.
-            dirs = sorted({_read_uri(Path(g).parent if _is_glob(g) else Path(g)) for g in part_globs})
-            src = spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(*dirs)
-        else:  # a day whose every file was retracted: empty, with the declared types
-            src = spark.createDataFrame([], schema)
+        src = _read_parts(spark, schema, part_globs)
         src.createOrReplaceTempView("__src")
         # Parquet footers hold the row counts: no need for a Spark job to count the input.
         rows_in = con.execute(f"SELECT count(*) FROM {duck_source}").fetchone()[0]
@@ -212,6 +206,15 @@ def _spark_schema(names: list[str], types: list[str]) -> str:
 
 def _spark_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
+
+
+def _read_parts(spark: Any, schema: str, part_globs: list[str]) -> Any:
+    """The parts' folders, read as plain files: no Hive partition discovery, which would add
+    `__day` and trip over parts from different files' folders."""
+    if not part_globs:  # a day whose every file was retracted: empty, with the declared types
+        return spark.createDataFrame([], schema)
+    dirs = sorted({_read_uri(Path(g).parent if _is_glob(g) else Path(g)) for g in part_globs})
+    return spark.read.schema(schema).option("recursiveFileLookup", "true").parquet(*dirs)
 
 
 def _is_glob(path: str) -> bool:
