@@ -104,3 +104,22 @@ def test_ingest_loads_each_file_under_its_own_name(cli, tmp_path):
     assert {Path(f).name: ids for f, ids in got} == {
         name: [r[0] for r in rows_of(i)] for i, name in enumerate(NAMES)
     }
+
+
+def test_ingest_quarantine_names_are_safe_and_unique(cli, tmp_path):
+    """A bad row of a file named with a newline, an escape sequence and a space is quarantined
+    under a name of plain characters, one per file version."""
+    src = tmp_path / "drops"
+    src.mkdir()
+    for name in ("line\nbreak.csv", "\x1b[31mred.csv", "line_break.csv"):
+        (src / name).write_text("id,name\n1,x\noops,y\n")
+    (tmp_path / "logroll.yaml").write_text(
+        "ingest:\n  columns:\n    - {name: id, type: integer}\n    - {name: name, type: string}\n"
+    )
+    dest = tmp_path / "t.duckdb"
+    res = cli("run", "ingest", "--source", str(src), "--dest", f"duckdb:///{dest}#t", "--json", cwd=tmp_path)
+    assert res.code == 0, res.err
+    quarantine = res.json()["work"]["quarantine"]
+    names = [Path(q).name for q in quarantine]
+    assert len(set(names)) == 3, names
+    assert all(n.isascii() and n.isprintable() and " " not in n for n in names), names

@@ -40,6 +40,7 @@ from ..dates import utc_now
 from ..errors import DataRejected, FileMismatch, FileRejected, JobLost, SchemaMismatch, StageFailed
 from ..sinks import CsvRows, LoadResult, Sink
 from ..stage.csv import stage_csv
+from ..stage.quarantine import quarantine_name
 from ..stage.staged import Staged
 from ..storage.files import Storage, is_local
 from ..units import DEFAULT_MEMORY_LIMIT
@@ -347,7 +348,8 @@ class Worker:
                 self.pipeline,
                 staged_root,
                 self.quarantine_dir,
-                _quarantine_name(uri, key),
+                # the stage's own naming: control characters and `/` in a name never reach a path
+                quarantine_name(posixpath.basename(uri.rstrip("/")), uri, version),
                 header_check=self._check_header,
             )
         try:
@@ -443,10 +445,6 @@ def _same_postgres(state_url: str, sink: Sink) -> bool:
 
 def _is_postgres(sink: Sink) -> bool:
     return bool(getattr(sink, "copies_csv", False))  # isinstance would import psycopg
-
-
-def _quarantine_name(uri: str, key: str) -> str:
-    return f"{posixpath.basename(uri.rstrip('/'))}.{key[:8]}"
 
 
 def _first_reason(quarantine: str | None) -> str:
