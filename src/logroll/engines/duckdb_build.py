@@ -53,7 +53,7 @@ def build_day(
         con.execute(f"CREATE OR REPLACE TEMP TABLE rows AS {unique_select(con, pipeline, source, columns)}")
         drop = "DROP TABLE rows"
     else:
-        rows_in = con.execute(f"SELECT count(*) FROM read_parquet({_files(part_globs)})").fetchone()[0]
+        rows_in = con.execute(f"SELECT count(*) FROM read_parquet({files_literal(part_globs)})").fetchone()[0]
         if job.old is None:
             state = _full_state(con, pipeline, part_globs, job)
         elif not job.new_parts:
@@ -62,7 +62,9 @@ def build_day(
             old_parts = [g for g in part_globs if g not in set(job.new_parts)]
             state, mode = _incremental(con, pipeline, old_parts, job), "incremental"
         # A view: the outputs scan the state's files once, and count(*) reads their footers.
-        con.execute(f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({_files(state.files)})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({files_literal(state.files)})"
+        )
         drop = "DROP VIEW rows"
     try:
         rows_unique = int(con.execute("SELECT count(*) FROM rows").fetchone()[0])
@@ -103,15 +105,11 @@ def _bound(con: Any, query: str) -> list[str]:
     return list(con.sql(f"SELECT * FROM ({query}) LIMIT 0").columns)
 
 
-def _files(paths: list[str] | tuple[str, ...]) -> str:
-    return files_literal(paths)
-
-
 def _parts(con: Any, pipeline: Pipeline, part_globs: list[str] | tuple[str, ...]) -> tuple[str, bool]:
     """The parts' carried columns with the key hash `__h` (stored when every part has a trusted
     one, else computed), and whether it was stored."""
     cols = ", ".join(ident(c) for c in carried_columns(pipeline))
-    files = _files(part_globs)
+    files = files_literal(part_globs)
     if dedupe.stored_hash_usable(con, pipeline, list(part_globs)):
         return f"(SELECT {cols}, {dedupe.HASH_COLUMN} FROM read_parquet({files}))", True
     return dedupe.with_hash(pipeline, f"(SELECT {cols} FROM read_parquet({files}))", stored=False), False
@@ -151,12 +149,12 @@ def _incremental(con: Any, pipeline: Pipeline, old_parts: list[str], job: StateJ
     new_src, _ = _parts(con, pipeline, job.new_parts)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __new AS SELECT * FROM {new_src}")
     try:
-        old_src = f"(SELECT {cols} FROM read_parquet({_files(old_parts)}))"
+        old_src = f"(SELECT {cols} FROM read_parquet({files_literal(old_parts)}))"
         if dedupe.stored_hash_usable(con, pipeline, old_parts):
             # The 8-byte hash first, then the keys of the few rows it lets through.
             h = dedupe.HASH_COLUMN
             old_src = (
-                f"(SELECT {cols} FROM read_parquet({_files(old_parts)}) "
+                f"(SELECT {cols} FROM read_parquet({files_literal(old_parts)}) "
                 f"SEMI JOIN (SELECT DISTINCT {h} FROM __new) USING ({h}))"
             )
         # The only read of the day's old rows: those sharing a key with a new row.
@@ -201,7 +199,7 @@ def _apply(
             # The state less the beaten winners' values (a multiset difference), plus the new
             # rows, as one new base: a state never has to remember what it lost.
             as_old = ", ".join(f"{ident('o_' + c)} AS {ident(c)}" for c in out)
-            everything = f"SELECT {picked} FROM read_parquet({_files(files)}) UNION ALL {plus}"
+            everything = f"SELECT {picked} FROM read_parquet({files_literal(files)}) UNION ALL {plus}"
             if beaten:
                 everything = f"({everything}) EXCEPT ALL SELECT {as_old} FROM __won"
             return DayState((_write(con, everything, job, "base"),), 0)

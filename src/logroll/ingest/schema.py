@@ -14,18 +14,21 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import EXCERPT_CHARS, ConfigError, FileMismatch, FileRejected, first_line, safe_text
-from ..pipelines.base import TYPES, Column, Output, Pipeline
+from ..pipelines.base import NOT_IN_FILE, TYPES, Column, Output, Pipeline
 from ..quote import literal, path_literal
 from ..stage.csv import dialect_of
 from ..stage.dialect import DEFAULT_LIMITS, Prepared
 from ..stage.grammar import header_problems
-from ..stage.reader import prepare
+from ..stage.reader import dialect_options, prepare
 
 # Lineage columns every loaded row carries.
 SOURCE_COLUMN = "_source_file"
 LOADED_AT_COLUMN = "_loaded_at"
 LINEAGE = (SOURCE_COLUMN, LOADED_AT_COLUMN)
 DEFAULT_NULLS = ("", "NA")
+HEADERLESS_NEEDS_COLUMNS = (
+    "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
+)
 
 # Staging needs an event-time column; ingest rows have no event day, so this one is never in a
 # header, stays NULL and is dropped from the part (see stager.IngestStager).
@@ -108,9 +111,7 @@ def infer_columns(path: Path, input_keys: Mapping[str, Any], spool_dir: Path) ->
     comment, quote, compression) is read here exactly as the workers will read it."""
     pipe = staging_pipeline([], input_keys)
     if not pipe.header:
-        raise ConfigError(
-            "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
-        )
+        raise ConfigError(HEADERLESS_NEEDS_COLUMNS)
     spool_dir.mkdir(parents=True, exist_ok=True)
     try:
         prep = prepare(path, dialect_of(pipe), DEFAULT_LIMITS, spool_dir)
@@ -164,13 +165,7 @@ def _sniff(con: Any, prep: Prepared, null_values: Sequence[str]) -> tuple[list[A
     """DuckDB's column types over the whole file, and the date and timestamp formats it found.
     It reads what the reading layer prepared: the file itself (fast path: UTF-8, header on line
     1) or its normalized UTF-8 copy without the header (skipped and comment lines blanked)."""
-    d = prep.dialect
-    quote = d.quote or ""
-    opts = (
-        f"header={'false' if prep.spooled else 'true'}, delim={literal(d.delimiter)}, "
-        f"quote={literal(quote)}, escape={literal((d.esc or '') if d.quote else '')}, "
-        "encoding='utf-8', compression='none', sample_size=-1"
-    )
+    opts = ", ".join([*dialect_options(prep), "sample_size=-1"])
     nulls = "[" + ", ".join(literal(v) for v in null_values) + "]"
     source = path_literal(prep.path_for_duckdb)
     described = con.execute(
@@ -194,7 +189,7 @@ def staging_pipeline(columns: list[dict[str, Any]], input_keys: Mapping[str, Any
         )
         for c in columns
     ]
-    cols.append(Column(NO_DAY, "date", required=False, source="\x00"))
+    cols.append(Column(NO_DAY, "date", required=False, source=NOT_IN_FILE))
     return Pipeline(
         name="ingest",
         columns=tuple(cols),

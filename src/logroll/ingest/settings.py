@@ -16,7 +16,7 @@ from ..storage.files import cache_root
 from ..units import parse_size
 from ..urls import file_of, identity, redact_url, split_table
 from ..urls import scheme as url_scheme
-from .schema import DEFAULT_NULLS, staging_pipeline
+from .schema import DEFAULT_NULLS, HEADERLESS_NEEDS_COLUMNS, staging_pipeline
 
 # The settings that say how a file is read: what `run` hands on to scan and work, and what a
 # worker reads every file with.
@@ -151,9 +151,7 @@ def input_keys(s: IngestSettings, stored: Mapping[str, Any] | None = None) -> di
     if keys.get("escape") == "none":
         keys["escape"] = None
     if not keys.get("header", True) and not s.columns and stored is None:
-        raise ConfigError(
-            "ingest: header: false needs the columns declared (ingest: columns:, in file order)"
-        )
+        raise ConfigError(HEADERLESS_NEEDS_COLUMNS)
     try:
         staging_pipeline([], keys)  # Pipeline checks the dialect as for every other pipeline
     except (ConfigError, TypeError) as exc:

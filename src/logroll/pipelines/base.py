@@ -30,6 +30,9 @@ TYPES: dict[str, str] = {
 DEFAULT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S",)
 # `event_time: arrival`: a file's rows belong to the day of the date folder it arrived in.
 ARRIVAL = "arrival"
+# A Column.source no file has (a NUL byte): the column is never read and stays NULL (ingest's
+# day-less event time); it is not one of a header-less file's fields either.
+NOT_IN_FILE = "\x00"
 COMPRESSIONS = ("auto", "none", "gzip", "zstd", "bz2")
 INPUT_FORMATS = ("csv", "jsonl")
 OUTPUT_FORMATS = ("csv", "parquet")

@@ -24,7 +24,7 @@ from ..engines import passthrough
 from ..engines.base import CsvInput, Engine, StagedFile
 from ..errors import FileRejected, StageFailed, first_line, safe_text
 from ..pipelines import detect
-from ..pipelines.base import Pipeline
+from ..pipelines.base import NOT_IN_FILE, Pipeline
 from ..quote import literal
 from .dialect import DEFAULT_LIMITS, Dialect, Limits, Prepared, Verdict
 from .grammar import header_problems
@@ -113,9 +113,7 @@ def stage_csv_file(
     part_dir = part_dir_for(job.staged_root, job.uri, job.version)
     spool = part_dir.with_name(part_dir.name + ".spool")
     spool.mkdir(parents=True, exist_ok=True)
-    # A header with a NUL byte is in no file (ingest's day-less event-time column): not a field
-    # of a header-less file's lines.
-    declared = [c.header for c in pipeline.columns if c.sql is None and "\x00" not in c.header]
+    declared = [c.header for c in pipeline.columns if c.sql is None and c.header != NOT_IN_FILE]
     dialect = dialect_of(pipeline)
     try:
         prep = prepare(path, dialect, limits, spool, declared)

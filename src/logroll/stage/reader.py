@@ -49,7 +49,7 @@ from .scan import break_records, read_header_plain, scan_plain
 
 __all__ = [
     "Dialect", "EarlyReject", "FileUnusable", "Limits", "Prepared", "PreparedJson", "Verdict",
-    "header_problems", "prepare", "prepare_jsonl", "read_csv_sql", "row_lines", "verify",
+    "dialect_options", "header_problems", "prepare", "prepare_jsonl", "read_csv_sql", "row_lines", "verify",
 ]  # fmt: skip
 
 # Bytes a header name may be stripped of (Python's str.strip set, as UTF-8): names are stripped
@@ -215,6 +215,23 @@ def _sanitize(
 
 
 # ---------------------------------------------------------------------------------------------
+def dialect_options(prep: Prepared) -> list[str]:
+    """read_csv's options for the file `prep` hands DuckDB: a header line unless it is the spool
+    (which has none), the dialect's delimiter, quote and escape, UTF-8 and uncompressed (this
+    layer decoded it)."""
+    d = prep.dialect
+    quote = d.quote if d.quote else ""
+    esc = (d.esc or "") if d.quote else ""
+    return [
+        f"header={'false' if prep.spooled else 'true'}",
+        f"delim={literal(d.delimiter)}",
+        f"quote={literal(quote)}",
+        f"escape={literal(esc)}",
+        "encoding='utf-8'",
+        "compression='none'",
+    ]
+
+
 def read_csv_sql(
     prep: Prepared,
     column_names: list[str] | None = None,
@@ -223,23 +240,14 @@ def read_csv_sql(
     extra: str = "",
 ) -> str:
     """The read_csv(...) call for DuckDB: every column VARCHAR, strict, no sniffing."""
-    d = prep.dialect
-    n = prep.ncols
-    cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
-    quote = d.quote if d.quote else ""
-    esc = (d.esc or "") if d.quote else ""
+    cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(prep.ncols)) + "}"
     opts = [
-        f"header={'false' if prep.spooled else 'true'}",
+        *dialect_options(prep),
         "auto_detect=false",
-        f"delim={literal(d.delimiter)}",
-        f"quote={literal(quote)}",
-        f"escape={literal(esc)}",
         f"columns={cols}",
         "strict_mode=true",
         f"max_line_size={Limits().duckdb_max_line_size}",
         "buffer_size=16777216",
-        "encoding='utf-8'",
-        "compression='none'",
     ]
     if rejects_table:
         opts.append(f"store_rejects=true, rejects_table='{rejects_table}', rejects_scan='{rejects_scan}'")
